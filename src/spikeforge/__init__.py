@@ -1,0 +1,46 @@
+"""spikeforge: spiking neural networks on PyTorch with surrogate gradients.
+
+The public API is re-exported here explicitly. ``import spikeforge`` needs only torch and
+numpy; plotting, datasets, NIR and fused-kernel JITs load lazily where they are used.
+"""
+
+from spikeforge import functional, kernels, neurons, surrogate
+from spikeforge.modes import Recording, neurons_of, non_spike, record, reset, set_surrogate, spike, stepwise
+from spikeforge.neurons import (
+    ALIF,
+    IF,
+    LI,
+    LIF,
+    CubaLIF,
+    Neuron,
+    Options,
+    get_neuron,
+    list_neurons,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "functional",
+    "kernels",
+    "neurons",
+    "surrogate",
+    "IF",
+    "LIF",
+    "CubaLIF",
+    "ALIF",
+    "LI",
+    "Neuron",
+    "Options",
+    "get_neuron",
+    "list_neurons",
+    "stepwise",
+    "reset",
+    "record",
+    "Recording",
+    "spike",
+    "non_spike",
+    "set_surrogate",
+    "neurons_of",
+]

@@ -19,7 +19,10 @@ def _demo(args: argparse.Namespace) -> int:
     import spikeforge as sf
 
     if args.steps <= 0 or args.T <= 0:
-        print(f"spikeforge demo: --steps and -T must be > 0, got steps={args.steps}, T={args.T}", file=sys.stderr)
+        print(
+            f"spikeforge demo: --steps and -T must be > 0, got steps={args.steps}, T={args.T}",
+            file=sys.stderr,
+        )
         return 2
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)

@@ -146,5 +146,3 @@ def set_surrogate(model: nn.Module, surrogate: str | _sg.Surrogate, **kwargs: fl
         if m.options.surrogate is not None:
             m.options = dataclasses.replace(m.options, surrogate=s)
     return model
-
-

@@ -263,9 +263,7 @@ class PiecewiseLeakyReLU(Surrogate):
 
     def primitive(self, x: Tensor) -> Tensor:
         w, c = 1 / self.alpha, self.c
-        return torch.where(
-            x < -w, c * x + c * w, torch.where(x > w, c * x - c * w + 1, x / (2 * w) + 0.5)
-        )
+        return torch.where(x < -w, c * x + c * w, torch.where(x > w, c * x - c * w + 1, x / (2 * w) + 0.5))
 
     def grad(self, x: Tensor) -> Tensor:
         w = 1 / self.alpha
@@ -329,9 +327,7 @@ class Boxcar(Surrogate):
         return torch.clamp(self.alpha * x + 0.5, 0, 1)
 
     def grad(self, x: Tensor) -> Tensor:
-        return torch.where(
-            (self.alpha * x).abs() < 0.5, torch.full_like(x, self.alpha), torch.zeros_like(x)
-        )
+        return torch.where((self.alpha * x).abs() < 0.5, torch.full_like(x, self.alpha), torch.zeros_like(x))
 
 
 _ALL: tuple[type[Surrogate], ...] = (

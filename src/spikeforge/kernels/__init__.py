@@ -62,7 +62,7 @@ class Backend:
                 if self.load is not None:
                     self.load()
                 self._status = "ready"
-            except Exception as e:  # noqa: BLE001 - any load failure means "use the reference"
+            except Exception as e:  # any load failure means "use the reference"
                 self._status = "failed"
                 warnings.warn(
                     f"spikeforge: backend {self.name!r} could not load ({type(e).__name__}: {e}); "
@@ -131,3 +131,35 @@ def scan(family: str, step: StepFn, xs: Tensor, state: Any, params: Any, options
     if name == "reference":
         return reference_scan(step, xs, state, params, options)
     return _BACKENDS[name].run(family, xs, state, params, options)
+
+
+# ----------------------------------------------------------------------------- built-in backends
+# The fused CPU kernels (numba). Only the load hook imports numba; supports() is plain torch.
+def _cpu_load() -> None:
+    from spikeforge.kernels import cpu
+
+    cpu.load()
+
+
+def _cpu_supports(*args: Any) -> bool:
+    from spikeforge.kernels import cpu
+
+    return cpu.supports(*args)
+
+
+def _cpu_run(*args: Any) -> tuple[Tensor, Any]:
+    from spikeforge.kernels import cpu
+
+    return cpu.run(*args)
+
+
+register(
+    Backend(
+        name="numba",
+        families=frozenset({"if", "lif", "cuba_lif", "alif", "li"}),
+        supports=_cpu_supports,
+        run=_cpu_run,
+        priority=10,
+        load=_cpu_load,
+    )
+)

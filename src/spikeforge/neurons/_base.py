@@ -49,7 +49,7 @@ class Options:
         time_dependent: ``False`` detaches the state between steps (eve-mli).
     """
 
-    surrogate: _sg.Surrogate | None = _sg.ATan()
+    surrogate: _sg.Surrogate | None = _sg.ATan()  # noqa: RUF009 - frozen, so sharing one is safe
     reset: str = "hard"
     detach_reset: bool = False
     reset_delay: bool = False
@@ -206,7 +206,7 @@ class Neuron(nn.Module):
         values: dict[str, float | Tensor],
         kinds: dict[str, str],
         options: Options,
-        shape: int | Iterable[int] | None,
+        shape: int | Iterable[int] | str | None,
         learn: str | Iterable[str],
         batch_first: bool,
         check_finite: bool,
@@ -222,6 +222,11 @@ class Neuron(nn.Module):
                     f"{name}: cannot learn {item!r}; learnable: {', '.join(sorted(self.learn_aliases))}"
                 )
             learnt.add(key)
+        infer = isinstance(shape, str)
+        if infer and shape != "infer":
+            raise ValueError(f"{name}: shape must be None, 'infer' or a tuple of ints, got {shape!r}")
+        if infer:
+            shape = None
         if shape is not None:
             shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
             if any(s <= 0 for s in shape):
@@ -233,7 +238,13 @@ class Neuron(nn.Module):
                     shape = vs
                 elif vs != shape:
                     raise ValueError(f"{name}: {k} has shape {vs} but the neuron shape is {shape}")
+        if infer and shape is not None:
+            raise ValueError(
+                f"{name}: shape='infer' needs scalar parameters, but one is a tensor of shape {shape}"
+            )
         self.shape: tuple[int, ...] | None = shape
+        # shape="infer": per-neuron parameters sized by the first input (eve-mli's State(layer)).
+        self._pending: dict[str, Tensor] | None = {} if infer else None
         self.options = options
         self.batch_first = bool(batch_first)
         self.check_finite = bool(check_finite)
@@ -246,12 +257,20 @@ class Neuron(nn.Module):
             t = torch.as_tensor(v, dtype=torch.float32).detach().clone()
             if shape is not None and t.ndim == 0:
                 t = t.expand(shape).clone()
-            if k in learnt:
+            if self._pending is not None:
+                if k in learnt and kind == "decay" and not 0 < float(t) < 1:
+                    raise ValueError(f"{name}: a learnable {k} must lie strictly inside (0, 1), got {v}")
+                self._pending[k] = t
+                if k in learnt:
+                    self.register_parameter(
+                        k + "_logit" if kind == "decay" else k, nn.UninitializedParameter()
+                    )
+                else:
+                    self.register_buffer(k, nn.UninitializedBuffer())
+            elif k in learnt:
                 if kind == "decay":
                     if bool(((t <= 0) | (t >= 1)).any()):
-                        raise ValueError(
-                            f"{name}: a learnable {k} must lie strictly inside (0, 1), got {v}"
-                        )
+                        raise ValueError(f"{name}: a learnable {k} must lie strictly inside (0, 1), got {v}")
                     self.register_parameter(k + "_logit", nn.Parameter(torch.logit(t)))
                 else:
                     self.register_parameter(k, nn.Parameter(t))
@@ -259,8 +278,31 @@ class Neuron(nn.Module):
                 self.register_buffer(k, t)
             self._specs[k] = _ParamSpec(kind, k in learnt)
 
+    def _materialize(self, features: tuple[int, ...], device: torch.device) -> None:
+        """Size pending ``shape='infer'`` parameters by the input's feature dims (once)."""
+        assert self._pending is not None
+        with torch.no_grad():
+            for k, t in self._pending.items():
+                spec = self._specs[k]
+                value = t.to(device).expand(features)
+                if spec.learnable and spec.kind == "decay":
+                    p = getattr(self, k + "_logit")
+                    p.materialize(features, device=device, dtype=torch.float32)
+                    p.copy_(torch.logit(value))
+                else:
+                    p = getattr(self, k)
+                    p.materialize(features, device=device, dtype=torch.float32)
+                    p.copy_(value)
+        self.shape = tuple(features)
+        self._pending = None
+
     def params(self) -> Any:
         """The neuron's parameters as its ``Params`` NamedTuple of tensors (after reparametrisation)."""
+        if self._pending is not None:
+            raise RuntimeError(
+                f"{type(self).__name__}(shape='infer') has not seen an input yet; call it once on data "
+                f"(a dry run) so it can size its per-neuron parameters"
+            )
         vals = []
         for k in self.params_type._fields:
             spec = self._specs[k]
@@ -271,6 +313,8 @@ class Neuron(nn.Module):
         return self.params_type(*vals)
 
     def extra_repr(self) -> str:
+        if self._pending is not None:
+            return "shape='infer' (not yet sized)"
         parts = []
         for k in self.params_type._fields:
             t = self.params()._asdict()[k]
@@ -319,7 +363,15 @@ class Neuron(nn.Module):
                 f"{name}: {what} must be a floating-point tensor, got dtype {x.dtype}; "
                 f"convert it with .float()"
             )
-        layout = ("[T, B, *features]" if not self.batch_first else "[B, T, *features]") if lead == 2 else "[B, *features]"
+        layout = (
+            ("[T, B, *features]" if not self.batch_first else "[B, T, *features]")
+            if lead == 2
+            else "[B, *features]"
+        )
+        if self._pending is not None:
+            if x.ndim < lead:
+                raise ValueError(f"{name}: {what} must have shape {layout}, got {tuple(x.shape)}")
+            self._materialize(tuple(x.shape[lead:]), x.device)
         feat = self.shape or ()
         if x.ndim < lead + len(feat):
             raise ValueError(
@@ -345,7 +397,9 @@ class Neuron(nn.Module):
             bad = int((~torch.isfinite(x)).sum())
             raise ValueError(f"{name}: {what} contains {bad} NaN/inf values (check_finite=True)")
 
-    def _check_state(self, state: Any, x_slice_shape: torch.Size, x: Tensor, T_first_shape: torch.Size | None) -> Any:
+    def _check_state(
+        self, state: Any, x_slice_shape: torch.Size, x: Tensor, T_first_shape: torch.Size | None
+    ) -> Any:
         name = type(self).__name__
         fields = self.state_type._fields
         if not isinstance(state, tuple) or len(state) != len(fields):
@@ -412,7 +466,9 @@ class Neuron(nn.Module):
         if self.batch_first:
             xs = xs.transpose(0, 1)
         state = (
-            self.initial_state(xs[0]) if state is None else self._check_state(state, xs.shape[1:], xs, orig_shape)
+            self.initial_state(xs[0])
+            if state is None
+            else self._check_state(state, xs.shape[1:], xs, orig_shape)
         )
         if self.ann:
             out = type(self).ann_activation(xs)

@@ -83,7 +83,7 @@ class ALIF(Neuron):
         adapt: threshold increase per spike (default 1.8). dt: time step.
         v_th, v_reset, v_leak: potentials. reset, surrogate, detach_reset, decay_input, binary,
             time_dependent: see :class:`~spikeforge.neurons.Options`.
-        shape: per-neuron parameter shape. learn: any of ``"tau"``, ``"tau_adapt"``, ``"adapt"``,
+        shape: per-neuron parameter shape (``"infer"``: sized by the first input, like ``nn.LazyLinear``). learn: any of ``"tau"``, ``"tau_adapt"``, ``"adapt"``,
             ``"v_th"``, ``"v_reset"``, ``"v_leak"`` (or ``"beta"``, ``"rho"``).
         batch_first: take and return ``[B, T, *features]``. check_finite: raise on NaN/inf.
 
@@ -129,7 +129,7 @@ class ALIF(Neuron):
         decay_input: bool = True,
         binary: bool = True,
         time_dependent: bool = True,
-        shape: int | Iterable[int] | None = None,
+        shape: int | Iterable[int] | str | None = None,
         learn: str | Iterable[str] = (),
         batch_first: bool = False,
         check_finite: bool = False,

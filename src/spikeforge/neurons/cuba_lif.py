@@ -84,7 +84,7 @@ class CubaLIF(Neuron):
         dt: time step. v_th, v_reset, v_leak: potentials.
         reset, surrogate, detach_reset, reset_delay, decay_input, binary, time_dependent: see
             :class:`~spikeforge.neurons.Options`.
-        shape: per-neuron parameter shape. learn: any of ``"tau"``, ``"tau_syn"``, ``"v_th"``,
+        shape: per-neuron parameter shape (``"infer"``: sized by the first input, like ``nn.LazyLinear``). learn: any of ``"tau"``, ``"tau_syn"``, ``"v_th"``,
             ``"v_reset"``, ``"v_leak"`` (or ``"beta"``, ``"beta_syn"``).
         batch_first: take and return ``[B, T, *features]``. check_finite: raise on NaN/inf.
 
@@ -129,7 +129,7 @@ class CubaLIF(Neuron):
         decay_input: bool = True,
         binary: bool = True,
         time_dependent: bool = True,
-        shape: int | Iterable[int] | None = None,
+        shape: int | Iterable[int] | str | None = None,
         learn: str | Iterable[str] = (),
         batch_first: bool = False,
         check_finite: bool = False,

@@ -63,7 +63,7 @@ class IF(Neuron):
         reset: ``"hard"``, ``"soft"`` or ``"none"``.
         surrogate: a :class:`~spikeforge.surrogate.Surrogate` or its name.
         detach_reset, reset_delay, binary, time_dependent: see :class:`~spikeforge.neurons.Options`.
-        shape: per-neuron parameter shape. learn: any of ``"v_th"``, ``"v_reset"``.
+        shape: per-neuron parameter shape (``"infer"``: sized by the first input, like ``nn.LazyLinear``). learn: any of ``"v_th"``, ``"v_reset"``.
         batch_first: take and return ``[B, T, *features]``. check_finite: raise on NaN/inf input.
 
     Shape:
@@ -92,7 +92,7 @@ class IF(Neuron):
         reset_delay: bool = False,
         binary: bool = True,
         time_dependent: bool = True,
-        shape: int | Iterable[int] | None = None,
+        shape: int | Iterable[int] | str | None = None,
         learn: str | Iterable[str] = (),
         batch_first: bool = False,
         check_finite: bool = False,

@@ -68,7 +68,7 @@ class LI(Neuron):
         tau_syn: synaptic time constant (default 5); ``beta_syn``: its decay instead.
         dt: time step. v_leak: resting potential. decay_input: scale input by ``1 - beta``.
         time_dependent: ``False`` detaches the state between steps.
-        shape: per-neuron parameter shape. learn: any of ``"tau"``, ``"tau_syn"``, ``"v_leak"``.
+        shape: per-neuron parameter shape (``"infer"``: sized by the first input, like ``nn.LazyLinear``). learn: any of ``"tau"``, ``"tau_syn"``, ``"v_leak"``.
         batch_first: take and return ``[B, T, *features]``. check_finite: raise on NaN/inf.
 
     Shape:
@@ -84,7 +84,13 @@ class LI(Neuron):
     state_type = LIState
     params_type = LIParams
     step_fn = staticmethod(li_step)
-    learn_aliases = {"tau": "beta", "beta": "beta", "tau_syn": "beta_syn", "beta_syn": "beta_syn", "v_leak": "v_leak"}
+    learn_aliases = {
+        "tau": "beta",
+        "beta": "beta",
+        "tau_syn": "beta_syn",
+        "beta_syn": "beta_syn",
+        "v_leak": "v_leak",
+    }
 
     @staticmethod
     def ann_activation(x: Tensor) -> Tensor:
@@ -101,7 +107,7 @@ class LI(Neuron):
         v_leak: float | Tensor = 0.0,
         decay_input: bool = True,
         time_dependent: bool = True,
-        shape: int | Iterable[int] | None = None,
+        shape: int | Iterable[int] | str | None = None,
         learn: str | Iterable[str] = (),
         batch_first: bool = False,
         check_finite: bool = False,
@@ -114,7 +120,9 @@ class LI(Neuron):
         self._setup(
             values={"beta": decay_from(tau, beta, dt, 10.0, ""), "beta_syn": syn, "v_leak": v_leak},
             kinds={"beta": "decay", "beta_syn": "decay"},
-            options=Options(surrogate=None, reset="none", decay_input=decay_input, time_dependent=time_dependent),
+            options=Options(
+                surrogate=None, reset="none", decay_input=decay_input, time_dependent=time_dependent
+            ),
             shape=shape,
             learn=learn,
             batch_first=batch_first,

@@ -88,7 +88,7 @@ class LIF(Neuron):
         surrogate: a :class:`~spikeforge.surrogate.Surrogate` or its name.
         detach_reset, reset_delay, decay_input, binary, time_dependent: see
             :class:`~spikeforge.neurons.Options`.
-        shape: per-neuron parameter shape ``[*features]`` (eve ``neuron_wise``); ``None``
+        shape: per-neuron parameter shape (``"infer"``: sized by the first input, like ``nn.LazyLinear``) ``[*features]`` (eve ``neuron_wise``); ``None``
             shares one value across neurons unless a tensor parameter sets the shape.
         learn: names to learn, any of ``"tau"``/``"beta"``, ``"v_th"``, ``"v_reset"``, ``"v_leak"``.
             A learnt decay is reparametrised ``beta = sigmoid(w)``.
@@ -130,7 +130,7 @@ class LIF(Neuron):
         decay_input: bool = True,
         binary: bool = True,
         time_dependent: bool = True,
-        shape: int | Iterable[int] | None = None,
+        shape: int | Iterable[int] | str | None = None,
         learn: str | Iterable[str] = (),
         batch_first: bool = False,
         check_finite: bool = False,

@@ -1,0 +1,83 @@
+"""The test database of neurons: every registered neuron with the option variants to test.
+
+Adding a neuron to spikeforge means adding one ``NeuronCase`` list here; every contract test
+in ``test_neuron_contract.py`` then covers it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import spikeforge as sf
+from spikeforge.neurons import list_neurons
+
+
+@dataclass(frozen=True)
+class NeuronCase:
+    cls: type
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    learnable: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.kwargs.items()))
+        return f"{self.cls.__name__}({opts})"
+
+    def make(self, **extra: Any) -> sf.Neuron:
+        return self.cls(**{**self.kwargs, **extra})
+
+
+def _spiking(
+    cls: type, learnable: tuple[str, ...], delay: bool, decay_input: bool, **base: Any
+) -> list[NeuronCase]:
+    cases = []
+    for reset, detach in itertools.product(("hard", "soft", "none"), (False, True)):
+        cases.append(NeuronCase(cls, {**base, "reset": reset, "detach_reset": detach}, learnable))
+    if delay:
+        for reset in ("hard", "soft"):
+            cases.append(
+                NeuronCase(
+                    cls, {**base, "reset": reset, "reset_delay": True, "detach_reset": True}, learnable
+                )
+            )
+    if decay_input:
+        cases.append(NeuronCase(cls, {**base, "decay_input": False, "reset": "soft"}, learnable))
+    cases.append(NeuronCase(cls, {**base, "binary": False}, learnable))
+    cases.append(NeuronCase(cls, {**base, "time_dependent": False}, learnable))
+    cases.append(NeuronCase(cls, {**base, "surrogate": "fast_sigmoid"}, learnable))
+    cases.append(
+        NeuronCase(cls, {**base, "surrogate": sf.surrogate.PiecewiseQuadratic(alpha=1.0)}, learnable)
+    )
+    return cases
+
+
+CASES: list[NeuronCase] = [
+    *_spiking(sf.IF, ("v_th", "v_reset"), delay=True, decay_input=False, v_th=0.7),
+    *_spiking(sf.LIF, ("tau", "v_th", "v_reset", "v_leak"), delay=True, decay_input=True, tau=3.0, v_th=0.6),
+    *_spiking(
+        sf.CubaLIF,
+        ("tau", "tau_syn", "v_th", "v_reset", "v_leak"),
+        delay=True,
+        decay_input=True,
+        tau=4.0,
+        tau_syn=2.0,
+        v_th=0.3,
+    ),
+    *_spiking(
+        sf.ALIF,
+        ("tau", "tau_adapt", "adapt", "v_th", "v_reset", "v_leak"),
+        delay=False,
+        decay_input=True,
+        tau=3.0,
+        tau_adapt=5.0,
+        adapt=0.5,
+        v_th=0.5,
+    ),
+    NeuronCase(sf.LI, {"tau": 3.0, "tau_syn": 2.0}, ("tau", "tau_syn", "v_leak")),
+    NeuronCase(sf.LI, {"tau": 3.0, "tau_syn": None, "decay_input": False}, ("tau", "v_leak")),
+]
+
+# Every registered neuron must have cases (a new neuron cannot silently skip the contract).
+assert {c.cls.__name__.lower() for c in CASES} == set(list_neurons()), "add the new neuron to CASES"

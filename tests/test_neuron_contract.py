@@ -185,3 +185,27 @@ def test_registry_covers_every_exported_neuron():
     assert sf.get_neuron("lif") is sf.LIF and sf.get_neuron(sf.IF) is sf.IF
     with pytest.raises(ValueError, match="unknown neuron 'lfi'; expected one of"):
         sf.get_neuron("lfi")
+
+
+def test_per_channel_parameters_broadcast_over_space():
+    """shape=(C, 1, 1): one threshold per conv channel (eve-mli's neuron_wise on a conv layer)."""
+    v_th = torch.tensor([0.5, 1.0, 2.0]).reshape(3, 1, 1)
+    n = sf.LIF(v_th=v_th, learn="v_th")
+    xs = torch.rand(5, 2, 3, 4, 4) * 2
+    out = n(xs)
+    for c in range(3):
+        torch.testing.assert_close(out[:, :, c], sf.LIF(v_th=float(v_th[c]))(xs[:, :, c]))
+    out.sum().backward()
+    assert n.v_th.grad.shape == (3, 1, 1)
+    with pytest.raises(ValueError, match=r"must end in the neuron shape \(3, 1, 1\)"):
+        n(torch.rand(5, 2, 4, 4, 4))
+
+
+def test_parameters_follow_the_default_dtype():
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        n = sf.LIF(tau=0.01, dt=1e-3)
+        assert n.params().beta.dtype == torch.float64 and n.params().beta.item() == 1 - 1e-3 / 0.01
+    finally:
+        torch.set_default_dtype(prev)

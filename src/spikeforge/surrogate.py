@@ -167,8 +167,10 @@ class ATan(Surrogate):
 class FastSigmoid(Surrogate):
     """SuperSpike: ``grad = 1 / (alpha |x| + 1)^2``; ``primitive = x / (1 + alpha|x|) + 1/alpha``.
 
-    Same gradient as snntorch ``fast_sigmoid(slope=alpha)`` (default 25). norse's
-    ``method="super"`` in 1.1.0 ignores its ``alpha`` and equals ``FastSigmoid(alpha=1)``.
+    Same gradient as snntorch ``fast_sigmoid(slope=alpha)`` (default 25) and the SuperSpike
+    paper. norse's ``method="super"`` in 1.1.0 ignores its ``alpha`` and equals
+    ``FastSigmoid(alpha=1)``. spikingjelly's ``SuperSpike(alpha)`` is ``alpha / (1 + |x|)^2``
+    (alpha scales the height instead of the width): equal to ours only at ``alpha=1``.
     """
 
     alpha: float = 25.0

@@ -164,11 +164,11 @@ def decay_from(
                 f"tau{what} must be >= dt (beta = 1 - dt/tau would be negative), got tau={tau}, dt={dt}"
             )
         b = 1 - dt / t
-        return b.float() if _is_tensor_value(tau) else float(b)
+        return b.to(torch.get_default_dtype()) if _is_tensor_value(tau) else float(b)
     b = torch.as_tensor(beta, dtype=torch.float64)
     if not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or bool((b > 1).any()):
         raise ValueError(f"beta{what} must be in [0, 1], got {beta}")
-    return beta.detach().clone().float() if _is_tensor_value(beta) else float(beta)
+    return beta.detach().clone().to(torch.get_default_dtype()) if _is_tensor_value(beta) else float(beta)
 
 
 class _ParamSpec(NamedTuple):
@@ -254,7 +254,7 @@ class Neuron(nn.Module):
         self._specs: dict[str, _ParamSpec] = {}
         for k, v in values.items():
             kind = kinds.get(k, "real")
-            t = torch.as_tensor(v, dtype=torch.float32).detach().clone()
+            t = torch.as_tensor(v, dtype=torch.get_default_dtype()).detach().clone()
             if shape is not None and t.ndim == 0:
                 t = t.expand(shape).clone()
             if self._pending is not None:
@@ -287,11 +287,11 @@ class Neuron(nn.Module):
                 value = t.to(device).expand(features)
                 if spec.learnable and spec.kind == "decay":
                     p = getattr(self, k + "_logit")
-                    p.materialize(features, device=device, dtype=torch.float32)
+                    p.materialize(features, device=device, dtype=t.dtype)
                     p.copy_(torch.logit(value))
                 else:
                     p = getattr(self, k)
-                    p.materialize(features, device=device, dtype=torch.float32)
+                    p.materialize(features, device=device, dtype=t.dtype)
                     p.copy_(value)
         self.shape = tuple(features)
         self._pending = None
@@ -379,9 +379,12 @@ class Neuron(nn.Module):
                 + (f" with features {feat}" if feat else "")
                 + f", got {tuple(x.shape)} ({x.ndim} dims)"
             )
-        if feat and tuple(x.shape[x.ndim - len(feat) :]) != feat:
+        # Size-1 parameter dims broadcast, e.g. shape=(C, 1, 1) is one value per conv channel.
+        tail = tuple(x.shape[x.ndim - len(feat) :]) if feat else ()
+        if any(f != 1 and f != t for f, t in zip(feat, tail, strict=True)):
             raise ValueError(
-                f"{name}: {what} must end in the neuron shape {feat} ({layout}), got {tuple(x.shape)}"
+                f"{name}: {what} must end in the neuron shape {feat} ({layout}; size-1 dims broadcast), "
+                f"got {tuple(x.shape)}"
             )
         if lead == 2 and x.shape[0] == 0:
             raise ValueError(f"{name}: {what} has no time steps (T = 0), shape {tuple(x.shape)}")

@@ -4,7 +4,20 @@ The public API is re-exported here explicitly. ``import spikeforge`` needs only 
 numpy; plotting, datasets, NIR and fused-kernel JITs load lazily where they are used.
 """
 
-from spikeforge import functional, kernels, neurons, surrogate
+from spikeforge import (
+    decoding,
+    encoding,
+    functional,
+    kernels,
+    layers,
+    losses,
+    metrics,
+    models,
+    neurons,
+    regularisers,
+    surrogate,
+)
+from spikeforge.models import create_model, list_models
 from spikeforge.modes import Recording, neurons_of, non_spike, record, reset, set_surrogate, spike, stepwise
 from spikeforge.neurons import (
     ALIF,
@@ -24,6 +37,15 @@ __all__ = [
     "__version__",
     "functional",
     "kernels",
+    "encoding",
+    "decoding",
+    "losses",
+    "regularisers",
+    "metrics",
+    "layers",
+    "models",
+    "create_model",
+    "list_models",
     "neurons",
     "surrogate",
     "IF",

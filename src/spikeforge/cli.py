@@ -1,7 +1,5 @@
-"""The ``spikeforge`` command.
-
-Sub-commands are registered in ``_COMMANDS``; each module they use is imported only when
-that sub-command runs, so ``spikeforge --help`` stays fast.
+"""The ``spikeforge`` command: ``train`` and ``sweep`` (spikeforge.train.cli), ``bench``
+(spikeforge.bench) and ``demo`` (a seconds-long synthetic task, below).
 """
 
 from __future__ import annotations
@@ -60,8 +58,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # The sub-command modules keep their heavy imports inside their run functions.
+    from spikeforge import bench
+    from spikeforge.train import cli as train_cli
+
     p = argparse.ArgumentParser(prog="spikeforge", description="Spiking neural networks on PyTorch.")
     sub = p.add_subparsers(dest="command", required=True)
+    train_cli.add_parser(sub)
+    bench.add_parser(sub)
     d = sub.add_parser("demo", help="train a small SNN on a built-in synthetic task (seconds)")
     d.add_argument("--steps", type=int, default=150, help="optimiser steps (default 150)")
     d.add_argument("-T", type=int, default=20, help="time steps per sample (default 20)")
@@ -73,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spikeforge`` command; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command in ("train", "sweep"):
+        from spikeforge.train.cli import dispatch
+
+        return dispatch(args)
     return int(args.func(args))
 
 

@@ -1,0 +1,176 @@
+"""``spikeforge train`` / ``sweep`` end to end on tiny configurations, presets, and bad input."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from spikeforge.train import load_checkpoint
+from spikeforge.train.cli import PRESETS, add_parser, main, resolve_config
+
+TINY = ["--epochs", "1", "-T", "1", "--max-batches", "3", "--no-progress"]
+
+
+def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse errors
+        rc = int(e.code)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_train_end_to_end_tiny(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    rc, stdout, err = _run(capsys, ["train", *TINY, "--out-dir", str(out)])
+    assert rc == 0, err
+    assert "test accuracy" in stdout and str(out / "metrics.csv") in stdout
+    for f in ("metrics.csv", "last.pt", "best.pt", "plots/curves.png", "plots/raster_output.png"):
+        assert (out / f).is_file(), f
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and 0.0 <= float(rows[0]["test_acc"]) <= 1.0
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["config"]["model"] == "digits_convnet" and ck["config"]["T"] == 1 and ck["epoch"] == 1
+
+
+def test_resume_auto_continues_the_run(tmp_path, capsys) -> None:
+    out = str(tmp_path / "run")
+    base = ["train", "-T", "1", "--max-batches", "2", "--no-progress", "--no-plots", "--out-dir", out]
+    assert _run(capsys, [*base, "--epochs", "1"])[0] == 0
+    rc, stdout, _ = _run(capsys, [*base, "--epochs", "2", "--resume", "auto"])
+    assert rc == 0 and "resumed from" in stdout
+    assert load_checkpoint(os.path.join(out, "last.pt"))["epoch"] == 2
+
+
+def test_options_reach_the_model(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["train", *TINY, "--no-plots", "--out-dir", str(out), "--neuron", "if", "--surrogate", "sigmoid",
+            "--surrogate-alpha", "2", "--neuron-opt", "reset=soft", "--encoder", "poisson", "--lr", "0.01",
+            "--batch-size", "32", "--seed", "3", "--optimizer", "sgd", "--clip-grad", "1.0"]  # fmt: skip
+    rc, _, err = _run(capsys, argv)
+    assert rc == 0, err
+    cfg = load_checkpoint(out / "last.pt")["config"]
+    assert (cfg["neuron"], cfg["surrogate"], cfg["encoder"], cfg["batch_size"], cfg["seed"]) == (
+        "if",
+        "sigmoid",
+        "poisson",
+        32,
+        3,
+    )
+    assert cfg["optimizer"] == "sgd" and cfg["lr"] == 0.01
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "--model", "no_such_net"], "unknown model 'no_such_net'"),
+        (["train", "-T", "-3"], "expected a positive integer, got -3"),
+        (["train", "--dataset", "mnist", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
+        (["train", "--dataset", "mnist"], "--data-dir"),
+        (["train", "--neuron", "hodgkin"], "unknown neuron 'hodgkin'"),
+        (["train", "--neuron-opt", "tau"], "expected KEY=VALUE"),
+        (["sweep", "--only", "colours"], "unknown sweep group"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_one_line(capsys, argv: list[str], needle: str) -> None:
+    rc, out, err = _run(capsys, argv)
+    assert rc == 2 and out == ""  # nothing printed before the error
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+
+
+def test_crafted_resume_checkpoint_is_refused(tmp_path, capsys) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    torch.save({"format": "spikeforge-train/1", "model": Evil()}, tmp_path / "evil.pt")
+    rc, _, err = _run(
+        capsys, ["train", *TINY, "--out-dir", str(tmp_path / "o"), "--resume", str(tmp_path / "evil.pt")]
+    )
+    assert rc == 2 and "refusing to load" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_module_entry_point_real_process(tmp_path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src"),
+        "OMP_NUM_THREADS": "1",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "spikeforge.train.cli", "train", "-T", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "positive integer" in r.stderr
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_parse(preset: str) -> None:
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers(dest="command"))
+    cfg = resolve_config(p.parse_args(["train", "--preset", preset, "--lr", "0.5"]))
+    assert cfg["preset"] == preset and cfg["lr"] == 0.5  # explicit options beat the preset
+    for k, v in PRESETS[preset].items():
+        if k != "lr":
+            assert cfg[k] == v
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_fall_back_to_digits_and_say_so(tmp_path, capsys, preset: str) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--preset", preset, "--data-dir", str(tmp_path / "empty"), "-T", "2", "--max-batches", "1",
+            "--no-plots", "--out-dir", str(out), "--batch-size", "32"]  # fmt: skip
+    rc, stdout, err = _run(capsys, argv)
+    assert rc == 0, err
+    assert "falling back to the embedded 8x8 digits" in stdout
+    assert str(tmp_path / "empty") in stdout  # where it looked
+    cfg = load_checkpoint(out / "last.pt")["config"]
+    assert cfg["dataset"] == "digits" and cfg["fallback_from"] == PRESETS[preset]["dataset"]
+    assert cfg["epochs"] == min(PRESETS[preset]["epochs"], PRESETS[preset]["fallback_epochs"])
+
+
+def test_sweep_writes_table_csv_and_plot(tmp_path, capsys) -> None:
+    out = tmp_path / "sweep"
+    rc, _, err = _run(
+        capsys, ["sweep", "--only", "neuron", "--epochs", "1", "--max-batches", "2", "--out-dir", str(out)]
+    )
+    assert rc == 0, err
+    md = (out / "sweep.md").read_text().splitlines()
+    assert md[0].startswith("| group") and len(md) == 2 + 2  # header, rule, IF, LIF
+    with open(out / "sweep.csv") as f:
+        assert [r["config"] for r in csv.DictReader(f)] == ["IF", "LIF"]
+    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_on_event_data_nmnist(tmp_path, capsys) -> None:
+    pytest.importorskip("tonic")
+    rng = torch.Generator().manual_seed(0)
+    for split in ("Train", "Test"):
+        for label in (0, 1):
+            d = tmp_path / "data" / "NMNIST" / split / str(label)
+            d.mkdir(parents=True)
+            for i in range(2):
+                # N-MNIST 40-bit records: x, y, polarity bit + 23-bit timestamp (us)
+                xy = torch.randint(0, 34, (20, 2), generator=rng).tolist()
+                rec = b"".join(bytes([x, y, (t % 2) << 7, 0, t * 10]) for t, (x, y) in enumerate(xy))
+                (d / f"{i:05d}.bin").write_bytes(rec)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "nmnist", "--data-dir", str(tmp_path / "data"), "-T", "3", "--epochs", "1",
+            "--batch-size", "4", "--no-progress", "--no-plots", "--out-dir", str(out)]  # fmt: skip
+    rc, stdout, err = _run(capsys, argv)
+    assert rc == 0, err
+    assert "test accuracy" in stdout
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["history"][0]["train_acc"] >= 0.0 and ck["config"]["dataset"] == "nmnist"
+    assert ck["model"]["body.0.module.0.weight"].shape[1] == 2  # two polarity channels in

@@ -18,7 +18,8 @@ def test_wrong_rank():
 def test_wrong_feature_shape_names_both_shapes():
     n = sf.LIF(shape=(3,))
     with pytest.raises(
-        ValueError, match=r"must end in the neuron shape \(3,\) \(\[T, B, \*features\]; size-1 dims broadcast\), got \(2, 4, 5\)"
+        ValueError,
+        match=r"must end in the neuron shape \(3,\) \(\[T, B, \*features\]; size-1 dims broadcast\), got \(2, 4, 5\)",
     ):
         n(torch.ones(2, 4, 5))
 

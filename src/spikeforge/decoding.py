@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spikeforge.functional.sequence import time_first
+
 __all__ = [
     "decode",
     "decode_last",
@@ -23,21 +25,6 @@ __all__ = [
     "rate",
     "spike_count",
 ]
-
-
-def _seq(xs: Tensor, who: str, batch_first: bool) -> Tensor:
-    layout = "[B, T, *features]" if batch_first else "[T, B, *features]"
-    if not isinstance(xs, Tensor):
-        raise TypeError(f"{who}: expected a torch.Tensor {layout}, got {type(xs).__name__}")
-    if xs.ndim < 2:
-        raise ValueError(
-            f"{who}: expected a sequence {layout} (at least 2 dims), got shape {tuple(xs.shape)}"
-        )
-    if batch_first:
-        xs = xs.transpose(0, 1)
-    if xs.shape[0] == 0:
-        raise ValueError(f"{who}: the sequence has no time steps (T = 0), shape {tuple(xs.shape)}")
-    return xs if xs.is_floating_point() else xs.float()
 
 
 def spike_count(zs: Tensor, *, batch_first: bool = False) -> Tensor:
@@ -55,7 +42,7 @@ def spike_count(zs: Tensor, *, batch_first: bool = False) -> Tensor:
         >>> spike_count(torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]]))
         tensor([[2., 1.]])
     """
-    return _seq(zs, "spike_count", batch_first).sum(0)
+    return time_first(zs, "spike_count", batch_first).sum(0)
 
 
 def rate(zs: Tensor, *, batch_first: bool = False) -> Tensor:
@@ -66,7 +53,7 @@ def rate(zs: Tensor, *, batch_first: bool = False) -> Tensor:
         >>> rate(torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]]))
         tensor([[1.0000, 0.5000]])
     """
-    return _seq(zs, "rate", batch_first).mean(0)
+    return time_first(zs, "rate", batch_first).mean(0)
 
 
 def max_membrane(vs: Tensor, *, batch_first: bool = False) -> Tensor:
@@ -77,7 +64,7 @@ def max_membrane(vs: Tensor, *, batch_first: bool = False) -> Tensor:
         >>> max_membrane(torch.tensor([[[0.2, -1.0]], [[0.1, 0.5]]]))
         tensor([[0.2000, 0.5000]])
     """
-    return _seq(vs, "max_membrane", batch_first).max(0).values
+    return time_first(vs, "max_membrane", batch_first).max(0).values
 
 
 def last(vs: Tensor, *, batch_first: bool = False) -> Tensor:
@@ -88,7 +75,7 @@ def last(vs: Tensor, *, batch_first: bool = False) -> Tensor:
         >>> last(torch.tensor([[[0.2, -1.0]], [[0.1, 0.5]]]))
         tensor([[0.1000, 0.5000]])
     """
-    return _seq(vs, "last", batch_first)[-1]
+    return time_first(vs, "last", batch_first)[-1]
 
 
 def mean_membrane(vs: Tensor, *, batch_first: bool = False) -> Tensor:
@@ -99,7 +86,7 @@ def mean_membrane(vs: Tensor, *, batch_first: bool = False) -> Tensor:
         >>> mean_membrane(torch.tensor([[[0.2, -1.0]], [[0.1, 0.5]]]))
         tensor([[ 0.1500, -0.2500]])
     """
-    return _seq(vs, "mean_membrane", batch_first).mean(0)
+    return time_first(vs, "mean_membrane", batch_first).mean(0)
 
 
 class _FirstSpikeTime(torch.autograd.Function):
@@ -153,7 +140,7 @@ def first_spike_time(zs: Tensor, *, no_spike: float | None = None, batch_first: 
         >>> first_spike_time(zs)
         tensor([[1., 3., 0.]])
     """
-    zs = _seq(zs, "first_spike_time", batch_first)
+    zs = time_first(zs, "first_spike_time", batch_first)
     fill = float(zs.shape[0]) if no_spike is None else float(no_spike)
     return _FirstSpikeTime.apply(zs, fill)
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from spikeforge import kernels
 from spikeforge import surrogate as _sg
+from spikeforge.functional.sequence import time_first
 from spikeforge.neurons._base import Options, decay_from
 from spikeforge.neurons.if_ import IFParams, IFState, if_step
 from spikeforge.neurons.lif import LIFParams, LIFState, lif_step
@@ -245,7 +246,7 @@ def first_spikes(zs: Tensor, *, batch_first: bool = False) -> Tensor:
         >>> first_spikes(torch.tensor([[0.0], [1.0], [1.0]]).unsqueeze(1)).flatten()
         tensor([0., 1., 0.])
     """
-    zs = _check_seq(zs, "first_spikes", batch_first)
+    zs = time_first(zs, "first_spikes", batch_first)
     fired = (zs.detach() != 0).to(zs.dtype)
     first = (torch.cumsum(fired, 0) == 1) & (fired != 0)
     return _out(zs * first.to(zs.dtype), batch_first)
@@ -428,21 +429,6 @@ def latency(
 # ----------------------------------------------------------------------------- delta
 
 
-def _check_seq(xs: Tensor, who: str, batch_first: bool) -> Tensor:
-    layout = "[B, T, *features]" if batch_first else "[T, B, *features]"
-    if not isinstance(xs, Tensor):
-        raise TypeError(f"{who}: expected a torch.Tensor {layout}, got {type(xs).__name__}")
-    if xs.ndim < 2:
-        raise ValueError(
-            f"{who}: expected a sequence {layout} (at least 2 dims), got shape {tuple(xs.shape)}"
-        )
-    if batch_first:
-        xs = xs.transpose(0, 1)
-    if xs.shape[0] == 0:
-        raise ValueError(f"{who}: the sequence has no time steps (T = 0), shape {tuple(xs.shape)}")
-    return xs if xs.is_floating_point() else xs.float()
-
-
 def delta(
     xs: Tensor,
     threshold: float = 0.1,
@@ -474,7 +460,7 @@ def delta(
         >>> delta(b, 1.0, off_spike=True).flatten()
         tensor([ 1.,  1., -1.,  1.,  0.])
     """
-    xs = _check_seq(xs, "delta", batch_first)
+    xs = time_first(xs, "delta", batch_first)
     if not (threshold > 0):
         raise ValueError(f"delta: threshold must be > 0, got {threshold!r}")
     prev = torch.cat((xs[:1] if padding else torch.zeros_like(xs[:1]), xs[:-1]))

@@ -202,3 +202,26 @@ def test_loaders_shard_under_a_process_group(tmp_path) -> None:
         assert isinstance(b.test.sampler, data.ShardSampler)
     finally:
         dist.destroy_process_group()
+
+
+def test_random_shift_moves_digits_by_at_most_one_pixel() -> None:
+    x, y, *_ = data.digits_arrays()
+    batch = [(x[i], y[i]) for i in range(64)]
+    torch.manual_seed(0)
+    a, ya = data.RandomShift(1)(batch)
+    torch.manual_seed(0)
+    b, _ = data.RandomShift(1)(batch)
+    assert torch.equal(a, b) and torch.equal(ya, y[:64])  # driven by the (checkpointed) global RNG
+    orig = x[:64]
+    moved = 0
+    for i in range(64):
+        fits = [
+            torch.equal(a[i], torch.nn.functional.pad(orig[i], (1, 1, 1, 1))[..., dy : dy + 8, dx : dx + 8])
+            for dy in range(3)
+            for dx in range(3)
+        ]
+        assert any(fits)
+        moved += not torch.equal(a[i], orig[i])
+    assert moved > 32
+    loader = data.digits(batch_size=16, augment=True).train
+    assert isinstance(loader.collate_fn, data.RandomShift)

@@ -18,7 +18,7 @@ import torch
 from spikeforge.train import load_checkpoint
 
 ARGS = ["train", "--model", "snntorch_fc", "--epochs", "1", "--batch-size", "64", "-T", "4", "--max-batches", "6",
-        "--no-plots", "--no-progress", "--lr", "0.005", "--seed", "7"]  # fmt: skip
+        "--no-plots", "--no-progress", "--lr", "0.005", "--seed", "7", "--no-augment"]  # fmt: skip
 
 
 def _env() -> dict[str, str]:

@@ -124,3 +124,18 @@ def test_demo_cli_learns_the_synthetic_task(capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     acc = float(line.split("test accuracy ")[1].split("%")[0])
     assert acc > 80.0, line
+
+
+def test_detach_state_cuts_the_graph_but_keeps_values():
+    net = _net()
+    x = torch.rand(4, 3) * 3
+    with sf.stepwise(net):
+        net(x)
+        before = [m._stream.state.v.clone() for _, m in sf.neurons_of(net)]
+        assert any(m._stream.state.v.requires_grad for _, m in sf.neurons_of(net))
+        assert all(m.streaming for _, m in sf.neurons_of(net))
+        sf.detach_state(net)
+        for (_, m), v in zip(sf.neurons_of(net), before, strict=True):
+            assert not m._stream.state.v.requires_grad
+            torch.testing.assert_close(m._stream.state.v, v)
+    assert not any(m.streaming for _, m in sf.neurons_of(net))

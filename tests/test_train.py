@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import spikeforge as sf
-from spikeforge.data import digits_arrays, make_loader
+from spikeforge.data import RandomShift, digits_arrays, make_loader
 from spikeforge.train import (
     CheckpointError,
     Classifier,
@@ -36,18 +36,21 @@ def _net() -> nn.Module:
     )
 
 
-def _loader(n: int = 96, bs: int = 16, seed: int = 0):
+def _loader(n: int = 96, bs: int = 16, seed: int = 0, augment: bool = True):
+    # Random shifts draw from the RNG while batches are built: resume must account for that too.
     x, y, *_ = digits_arrays()
-    return make_loader(TensorDataset(x[:n], y[:n]), bs, train=True, seed=seed)
+    return make_loader(
+        TensorDataset(x[:n], y[:n]), bs, train=True, seed=seed, collate_fn=RandomShift(1) if augment else None
+    )
 
 
-def _trainer(out_dir=None, encoder="poisson", callbacks=(), **kw) -> Trainer:
+def _trainer(out_dir=None, encoder="poisson", callbacks=(), augment=True, **kw) -> Trainer:
     seed_everything(0)
     net = _net()
     opt = torch.optim.Adam(net.parameters(), 1e-2)
     sched = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
     return Trainer(
-        Classifier(net, T=4, encoder=encoder), opt, _loader(), _loader(48, 48), scheduler=sched,
+        Classifier(net, T=4, encoder=encoder), opt, _loader(augment=augment), _loader(48, 48, augment=False), scheduler=sched,
         out_dir=out_dir, progress=False, callbacks=callbacks, **kw,
     )  # fmt: skip
 
@@ -71,7 +74,7 @@ def test_classifier_step_returns_loss_and_metrics() -> None:
 
 
 def test_fit_learns_and_returns_info(tmp_path) -> None:
-    t = _trainer(str(tmp_path), encoder="direct")
+    t = _trainer(str(tmp_path), encoder="direct", augment=False)
     before = t.test()
     info = t.fit(3)
     assert info["epoch"] == 3 and not info["interrupted"] and len(info["history"]) == 3

@@ -18,7 +18,17 @@ from spikeforge import (
     surrogate,
 )
 from spikeforge.models import create_model, list_models
-from spikeforge.modes import Recording, neurons_of, non_spike, record, reset, set_surrogate, spike, stepwise
+from spikeforge.modes import (
+    Recording,
+    detach_state,
+    neurons_of,
+    non_spike,
+    record,
+    reset,
+    set_surrogate,
+    spike,
+    stepwise,
+)
 from spikeforge.neurons import (
     ALIF,
     IF,
@@ -58,6 +68,7 @@ __all__ = [
     "get_neuron",
     "list_neurons",
     "stepwise",
+    "detach_state",
     "reset",
     "record",
     "Recording",

@@ -17,7 +17,17 @@ from torch import nn
 from spikeforge import surrogate as _sg
 from spikeforge.neurons._base import Neuron, _Stream
 
-__all__ = ["stepwise", "reset", "record", "Recording", "spike", "non_spike", "set_surrogate", "neurons_of"]
+__all__ = [
+    "detach_state",
+    "stepwise",
+    "reset",
+    "record",
+    "Recording",
+    "spike",
+    "non_spike",
+    "set_surrogate",
+    "neurons_of",
+]
 
 
 def neurons_of(model: nn.Module) -> list[tuple[str, Neuron]]:
@@ -59,6 +69,13 @@ def reset(model: nn.Module) -> None:
     for _, m in neurons_of(model):
         if m._stream is not None:
             m._stream.state = None
+
+
+def detach_state(model: nn.Module) -> None:
+    """Cut the graph of every carried state in ``model`` (truncated BPTT inside :func:`stepwise`)."""
+    for _, m in neurons_of(model):
+        if m._stream is not None and m._stream.state is not None:
+            m._stream.state = type(m._stream.state)(*(t.detach() for t in m._stream.state))
 
 
 class Recording(dict):

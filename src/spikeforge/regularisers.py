@@ -254,7 +254,7 @@ class ActivityRecorder:
         def hook(module: nn.Module, inputs: Any, out: Tensor) -> None:
             # Inside sf.stepwise a call is one step [B, *features]; otherwise a sequence
             # [T, B, *features] (or [B, T, ...]): both leading dims are summed either way.
-            lead = 1 if neuron._stream is not None else 2
+            lead = 1 if neuron.streaming else 2
             z = out.detach() if self.detach else out
             s = z.sum(tuple(range(lead)))
             n = int(torch.tensor(z.shape[:lead]).prod())

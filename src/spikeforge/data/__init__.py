@@ -10,6 +10,7 @@ from spikeforge.data._loader import DataBundle, DatasetNotFoundError, ShardSampl
 from spikeforge.data.neuromorphic import NEUROMORPHIC, collate_frames, neuromorphic
 from spikeforge.data.vision import (
     VISION,
+    RandomShift,
     cifar10_dataset,
     cifar100_dataset,
     digits,
@@ -23,6 +24,7 @@ __all__ = [
     "DataBundle",
     "DatasetNotFoundError",
     "ShardSampler",
+    "RandomShift",
     "dist_info",
     "make_loader",
     "digits",
@@ -53,6 +55,7 @@ def load(
     T: int = 4,
     download: bool = False,
     seed: int = 0,
+    augment: bool = False,
 ) -> DataBundle:
     """Load a dataset by name (what the CLI uses).
 
@@ -63,12 +66,13 @@ def load(
         T: time bins for event datasets (ignored for static images).
         download: allow downloading absent files.
         seed: shuffle seed.
+        augment: random one-pixel shifts of the training images (digits only).
 
     Returns:
         A :class:`DataBundle`.
     """
     if name == "digits":
-        return digits(batch_size, test_batch_size, seed=seed)
+        return digits(batch_size, test_batch_size, seed=seed, augment=augment)
     if name not in VISION and name not in NEUROMORPHIC:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(names())}")
     if data_dir is None:

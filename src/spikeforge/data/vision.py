@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from spikeforge.data._loader import DataBundle, DatasetNotFoundError, make_loader
 
 __all__ = [
+    "RandomShift",
     "digits",
     "digits_arrays",
     "vision",
@@ -53,6 +54,38 @@ VISION: dict[str, tuple[str, tuple[str, ...], int, int, tuple[int, int]]] = {
 }
 
 
+class RandomShift:
+    """Collate that shifts each image by up to ``pixels`` in x and y (zero fill): cheap augmentation.
+
+    Draws from the global torch RNG, which the trainer checkpoints, so a resumed run shifts
+    exactly as an uninterrupted one.
+
+    Args:
+        pixels: largest shift in each direction.
+
+    Example:
+        >>> x = torch.zeros(1, 1, 3, 3); x[0, 0, 1, 1] = 1.0
+        >>> out, y = RandomShift(1)([(x[0], torch.tensor(3))])
+        >>> float(out.sum()), out.shape, y.tolist()
+        (1.0, torch.Size([1, 1, 3, 3]), [3])
+    """
+
+    def __init__(self, pixels: int = 1) -> None:
+        self.pixels = int(pixels)
+
+    def __call__(self, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.stack([b[0] for b in batch])
+        y = torch.stack([torch.as_tensor(b[1]) for b in batch])
+        p = self.pixels
+        if p <= 0:
+            return x, y
+        h, w = x.shape[-2:]
+        xp = torch.nn.functional.pad(x, (p, p, p, p))
+        d = torch.randint(0, 2 * p + 1, (2, x.shape[0]))
+        x = torch.stack([xp[i, ..., d[0, i] : d[0, i] + h, d[1, i] : d[1, i] + w] for i in range(x.shape[0])])
+        return x, y
+
+
 def digits_arrays(*, test_size: float = 0.2, split_seed: int = 0) -> tuple[torch.Tensor, ...]:
     """scikit-learn's bundled 8x8 digits as tensors, split once (stratified) with ``split_seed``.
 
@@ -79,6 +112,7 @@ def digits(
     seed: int = 0,
     test_size: float = 0.2,
     split_seed: int = 0,
+    augment: bool = False,
 ) -> DataBundle:
     """The embedded default dataset: 1797 8x8 handwritten digits, no download needed.
 
@@ -91,6 +125,7 @@ def digits(
         seed: shuffle seed.
         test_size: fraction held out for testing.
         split_seed: seed of the stratified split.
+        augment: shift training images by up to one pixel (:class:`RandomShift`).
 
     Returns:
         A :class:`DataBundle` whose batches are ``([B, 1, 8, 8] float in [0, 1], [B] int64)``.
@@ -103,7 +138,13 @@ def digits(
     """
     x_tr, y_tr, x_te, y_te = digits_arrays(test_size=test_size, split_seed=split_seed)
     return DataBundle(
-        train=make_loader(TensorDataset(x_tr, y_tr), batch_size, train=True, seed=seed),
+        train=make_loader(
+            TensorDataset(x_tr, y_tr),
+            batch_size,
+            train=True,
+            seed=seed,
+            collate_fn=RandomShift(1) if augment else None,
+        ),
         test=make_loader(TensorDataset(x_te, y_te), test_batch_size, train=False),
         num_classes=10,
         in_channels=1,

@@ -342,6 +342,11 @@ class Neuron(nn.Module):
         return ("decay_input",)
 
     # ------------------------------------------------------------------ state
+    @property
+    def streaming(self) -> bool:
+        """Whether the neuron is inside :func:`spikeforge.stepwise` (a call is then one step)."""
+        return self._stream is not None
+
     def _rest(self, params: Any) -> Tensor:
         """Membrane value of a fresh state (the leak/resting potential)."""
         return params.v_leak

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "data_dir": None,
     "download": False,
+    "augment": True,
     "model": "digits_convnet",
     "neuron": "lif",
     "neuron_options": {},
@@ -57,28 +58,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     "eve-mnist": {
         "dataset": "mnist", "model": "eve_mnist", "neuron": "if", "surrogate": "sigmoid",
         "encoder": "poisson", "T": 5, "epochs": 10, "batch_size": 128, "lr": 1e-3,
-        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 5,
+        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 5, "augment": False,
     },
     "norse-mnist-conv": {
         "dataset": "mnist", "model": "norse_convnet", "neuron": "lif", "surrogate": "superspike",
         "encoder": "direct", "T": 32, "epochs": 5, "batch_size": 32, "lr": 2e-3,
-        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2,
+        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2, "augment": False,
     },
     "snntorch-quickstart": {
         "dataset": "mnist", "model": "snntorch_convnet", "neuron": "lif", "surrogate": "fast_sigmoid",
         "surrogate_alpha": 25.0, "encoder": "direct", "loss": "mse_count", "T": 25, "epochs": 1,
         "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none",
-        "fallback_epochs": 3,
+        "fallback_epochs": 3, "augment": False,
     },
     "spikingjelly-lif-fc": {
         "dataset": "mnist", "model": "spikingjelly_fc", "neuron": "lif", "neuron_options": {"tau": 2.0},
         "encoder": "poisson", "T": 100, "epochs": 100, "batch_size": 128, "lr": 1e-3,
-        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2,
+        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2, "augment": False,
     },
     "snetx-vgg-cifar10": {
         "dataset": "cifar10", "model": "spiking_vgg11_bn", "neuron": "lif", "surrogate": "atan",
         "encoder": "direct", "T": 4, "epochs": 200, "batch_size": 64, "lr": 0.1,
-        "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "fallback_epochs": 2,
+        "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "fallback_epochs": 2, "augment": False,
     },
 }  # fmt: skip
 
@@ -135,6 +136,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     a("--data-dir", dest="data_dir", help="folder holding the dataset files (torchvision / tonic layout)")
     a("--download", action="store_true", default=None, help="download the dataset if absent (needs internet)")
+    a("--augment", action=argparse.BooleanOptionalAction, default=None,
+      help="random 1-pixel shifts of the training digits (default on for the default run)")  # fmt: skip
     a("--model", help="model name from the registry (default digits_convnet)")
     a("--neuron", help="hidden neuron: lif, if, cubalif, alif (default lif)")
     a("--neuron-opt", dest="neuron_opt", action="append", type=_kv, metavar="KEY=VALUE",
@@ -191,7 +194,7 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--preset", choices=sorted(PRESETS), help="reproduce a reference tutorial's experiment")
     _add_common(t)
     t.add_argument("--resume", help="checkpoint to resume from, or 'auto' for OUT_DIR/last.pt")
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=_guarded(run_train, "spikeforge train"))
     s = _one_line_errors(
         subparsers.add_parser(
             "sweep",
@@ -201,7 +204,7 @@ def add_parser(subparsers: Any) -> None:
     )
     _add_common(s)
     s.add_argument("--only", help="comma-separated group names: timesteps,neuron,options,surrogate")
-    s.set_defaults(func=run_sweep)
+    s.set_defaults(func=_guarded(run_sweep, "spikeforge sweep"))
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -262,7 +265,7 @@ def _load_data(cfg: dict[str, Any], say: Any) -> Any:
     try:
         return data.load(
             cfg["dataset"], data_dir=cfg["data_dir"], batch_size=per_rank, T=cfg["T"],
-            download=bool(cfg["download"]), seed=cfg["seed"],
+            download=bool(cfg["download"]), seed=cfg["seed"], augment=bool(cfg["augment"]),
         )  # fmt: skip
     except data.DatasetNotFoundError as e:
         if not cfg.get("preset"):
@@ -275,7 +278,7 @@ def _load_data(cfg: dict[str, Any], say: Any) -> Any:
         say(
             f"note: {e}\nnote: preset {cfg['preset']}: falling back to the embedded 8x8 digits ({cfg['epochs']} epochs)"
         )
-        return data.load("digits", batch_size=per_rank, seed=cfg["seed"])
+        return data.load("digits", batch_size=per_rank, seed=cfg["seed"], augment=bool(cfg["augment"]))
 
 
 def _build(cfg: dict[str, Any], bundle: Any, say: Any) -> Any:
@@ -367,10 +370,14 @@ def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
     from spikeforge.train.trainer import Trainer, seed_everything
 
     _check(cfg)
-    rank, _ = _rank_world()
+    rank, world = _rank_world()
     seed_everything(cfg["seed"], cfg["deterministic"])
     bundle = _load_data(cfg, say)
     clf = _build(cfg, bundle, say).to(cfg["device"])
+    if world > 1:
+        # Same initial weights everywhere (DDP also broadcasts rank 0's), but each rank then needs
+        # its own dropout masks / Poisson spikes / shifts, else the ranks' randomness is correlated.
+        torch.manual_seed(cfg["seed"] + 7919 * rank)
     opt, sched = _optimizer(cfg, clf.parameters())
     out = cfg["out_dir"]
     plain = {k: v for k, v in cfg.items() if isinstance(v, (str, int, float, bool, type(None)))}
@@ -445,19 +452,19 @@ def run_train(args: argparse.Namespace) -> int:
 
 # eve-mli's tutorial: its MNIST conv net, IF neurons, sigmoid surrogate, Poisson input, T=5.
 SWEEP_BASE: dict[str, Any] = {
-    "model": "eve_mnist", "neuron": "if", "surrogate": "sigmoid", "encoder": "poisson", "T": 5, "epochs": 3,
-    "lr": 5e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "out_dir": "runs/sweep",
+    "model": "eve_mnist", "neuron": "if", "surrogate": "sigmoid", "encoder": "poisson", "T": 5, "epochs": 8,
+    "lr": 1e-2, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "out_dir": "runs/sweep", "augment": False,
 }  # fmt: skip
 
 SWEEP_GROUPS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "timesteps": [(f"IF T={t}", {"T": t}) for t in (1, 2, 5, 10)],
     "neuron": [("IF", {"neuron": "if"}), ("LIF", {"neuron": "lif"})],
     "options": [
-        ("learnable threshold", {"neuron_options": {"learn": ["v_th"]}}),
+        ("learnable threshold", {"neuron_options": {"learn": ["v_th"]}}),  # per neuron (eve's default)
         ("learnable reset", {"neuron_options": {"learn": ["v_reset"]}}),
         ("time-independent", {"neuron_options": {"time_dependent": False}}),
-        ("per-neuron (neuron-wise)", {"model_options": {"neuron_wise": True}}),
-        ("shared (neuron share)", {"model_options": {"neuron_wise": False}}),
+        # "Neuron share" only differs from per-neuron once something is learnt: the threshold here.
+        ("neuron share", {"neuron_options": {"learn": ["v_th"]}, "model_options": {"neuron_wise": False}}),
     ],
     "surrogate": [
         (s, {"surrogate": s})
@@ -522,19 +529,27 @@ def run_sweep(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- entry
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    """Run a parsed ``train``/``sweep`` command, turning bad input into one line and exit code 2."""
-    from spikeforge.data import DatasetNotFoundError
+def _guarded(fn: Any, prog: str) -> Any:
+    """Wrap a command so bad input is one line on stderr and exit code 2 (no traceback)."""
 
-    prog = f"spikeforge {getattr(args, 'command', '') or ''}".strip()
-    try:
-        return int(args.func(args))
-    except (CLIError, DatasetNotFoundError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    def run(args: argparse.Namespace) -> int:
+        from spikeforge.data import DatasetNotFoundError
+
+        try:
+            return int(fn(args))
+        except (CLIError, DatasetNotFoundError) as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+
+    return run
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run a parsed ``train``/``sweep`` command (the ``func`` set by :func:`add_parser`); returns the exit code."""
+    return int(args.func(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

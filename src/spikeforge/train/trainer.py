@@ -118,15 +118,6 @@ class Classifier(nn.Module):
         return self.metrics(self(self.encode(x)), y)
 
 
-def _detach_stream_state(model: nn.Module) -> None:
-    # Truncated BPTT cuts the graph of the carried state every k steps. modes.stepwise keeps
-    # that state on the neuron's private stream holder; there is no public detach helper yet.
-    for _, m in sf.neurons_of(model):
-        s = m._stream
-        if s is not None and s.state is not None:
-            s.state = type(s.state)(*(t.detach() for t in s.state))
-
-
 class Trainer:
     """Runs a :class:`Classifier`: epochs, evaluation, logging, checkpoints, Ctrl-C, DDP.
 
@@ -246,7 +237,7 @@ class Trainer:
                     outs = torch.cat([clf(xs[t : t + 1]) for t in range(start, min(start + k, T))])
                     loss = clf.criterion(outs, y) * (outs.shape[0] / T)
                 self._update(loss, sync=self.distributed)
-                _detach_stream_state(clf.model)
+                sf.detach_state(clf.model)
                 outs_all.append(outs.detach())
                 loss_sum += float(loss.detach())
         info = clf.metrics(torch.cat(outs_all), y)
@@ -287,11 +278,23 @@ class Trainer:
         sampler = getattr(self.train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(self.epoch)
-        for i, (x, y) in enumerate(self._batches(self.train_loader, f"epoch {self.epoch + 1}")):
-            if i < self.batch_idx:
-                continue  # already trained before the interruption this run resumes from
-            if self._should_stop() or (self.max_batches is not None and i >= self.max_batches):
-                break
+        batches = iter(self._batches(self.train_loader, f"epoch {self.epoch + 1}"))
+        if self.batch_idx > 0:
+            # Skip what a resumed run already trained. Building those batches may draw from the
+            # RNG (random augmentation in the collate), so put back the checkpointed RNG after.
+            saved = rng_state()
+            for _ in range(self.batch_idx):
+                next(batches)
+            set_rng_state(saved)
+
+        def done() -> bool:
+            return self.max_batches is not None and self.batch_idx >= self.max_batches
+
+        # Stop checks come after a batch, never between building the next batch and training
+        # on it: building may draw from the RNG, and the checkpoint must not include that draw.
+        if self._should_stop() or done():
+            return self._epoch_means()
+        for i, (x, y) in enumerate(batches, start=self.batch_idx):
             x, y = x.to(self.device), y.to(self.device)
             info = self._train_batch(x, y)
             n = info["n"]
@@ -306,6 +309,11 @@ class Trainer:
             for cb in self.callbacks:
                 if hasattr(cb, "on_batch_end"):
                     cb.on_batch_end(self, info)
+            if self._should_stop() or done():
+                break
+        return self._epoch_means()
+
+    def _epoch_means(self) -> dict[str, float]:
         n = max(self._sums[2], 1)
         return {"loss": self._sums[0] / n, "acc": self._sums[1] / n, "n": self._sums[2]}
 

@@ -119,10 +119,17 @@ def plot_sweep(
     """Accuracy-over-epochs lines, one per configuration (eve-mli's comparison plot)."""
     fig = _figure(8, 5)
     ax = fig.subplots()
+    import matplotlib
+
     markers = "os^vD<>px*h"
+    colours = matplotlib.colormaps["tab20"]  # 20 distinct colours: a sweep has ~17 lines
     for i, (name, accs) in enumerate(curves.items()):
         ax.plot(
-            range(1, len(accs) + 1), [100 * a for a in accs], marker=markers[i % len(markers)], label=name
+            range(1, len(accs) + 1),
+            [100 * a for a in accs],
+            marker=markers[i % len(markers)],
+            color=colours(i % 20),
+            label=name,
         )
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
     ax.legend(fontsize="small", ncols=2)

@@ -282,3 +282,77 @@ def test_load_failure_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
         out2 = lif(xs)
     assert len([x for x in w if "could not load" in str(x.message)]) == 1
     assert torch.equal(out1, out2)
+
+
+@pytest.mark.parametrize("fam", ["if", "lif"])
+@pytest.mark.parametrize("upstream", ["sum", "sum_over_time", "weighted_strided"])
+def test_threaded_fast_path_matches_reference(
+    fam: str, upstream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The IF/LIF fast path split over two threads and over small surrogate tiles (ragged
+    edges), with broadcast upstream gradients that are passed without being materialised."""
+    monkeypatch.setattr(cpu, "_PAR_MIN_ELEMS", 0)
+    monkeypatch.setattr(cpu, "_PAR_BACKWARD", True)
+    monkeypatch.setattr(cpu, "_TILE_THREADED", 300)  # tiles of a few rows, ragged in both dims
+    monkeypatch.setattr(cpu, "_ALIGN", 16)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert len(cpu._split(3 * 401, cpu._workers(1))) == 2
+        cls = sf.get_neuron(fam)
+        learn = ("v_th", "v_reset") if fam == "if" else ("beta", "v_th", "v_reset", "v_leak")
+        neuron = cls(reset="hard", v_th=0.5, v_reset=-0.1, shape=(401,), learn=learn)
+        gen = torch.Generator().manual_seed(0)
+        xs = (torch.randn(7, 3, 401, generator=gen) + 0.5).requires_grad_()
+        w = torch.randn(7, 3, 802, generator=gen)[..., ::2]
+        res = {}
+        for backend in ("reference", "numba"):
+            with kernels.use(backend):
+                out = neuron(xs)
+            loss = {
+                "sum": out.sum(),
+                "sum_over_time": (out.sum(0) * w[0]).sum(),
+                "weighted_strided": (out * w).sum(),
+            }[upstream]
+            res[backend] = (out, torch.autograd.grad(loss, [xs, *neuron.parameters()]))
+        assert torch.equal(res["reference"][0], res["numba"][0])
+        for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_upstream_broadcasts_are_not_copied() -> None:
+    """``out.sum()`` and a mean over time give expanded gradients: passed as a scalar / a row."""
+    T, B, F = 5, 2, 3
+    g = torch.ones(()).expand(T, B, F)
+    go, go_t, scalar = cpu._upstream(g, T, B * F, torch.float32)
+    assert (go.shape, go_t, scalar) == ((1, 1), 0, 1)
+    row = torch.randn(B, F).expand(T, B, F)
+    go, go_t, scalar = cpu._upstream(row, T, B * F, torch.float32)
+    assert (go.shape, go_t, scalar) == ((1, B * F), 0, 0)
+    assert torch.equal(go[0], row[0].reshape(-1))
+    full = torch.randn(T, B, F)
+    go, go_t, scalar = cpu._upstream(full, T, B * F, torch.float32)
+    assert go.data_ptr() == full.data_ptr() and (go_t, scalar) == (1, 0)
+
+
+def test_fast_path_across_column_blocks() -> None:
+    """More neurons than one block of the IF/LIF kernels (a ragged second block), learnt
+    per-neuron parameters, against the reference."""
+    from spikeforge.kernels import _numba_cpu
+
+    B, F = 3, _numba_cpu.FAST_BLOCK // 3 + 40
+    assert B * F > _numba_cpu.FAST_BLOCK
+    lif = sf.LIF(reset="soft", shape=(F,), learn=("beta", "v_th", "v_leak"))
+    gen = torch.Generator().manual_seed(0)
+    xs = (torch.randn(4, B, F, generator=gen) + 0.5).requires_grad_()
+    w = torch.randn(4, B, F, generator=gen)
+    res = {}
+    for backend in ("reference", "numba"):
+        with kernels.use(backend):
+            out = lif(xs)
+        res[backend] = (out, torch.autograd.grad((out * w).sum(), [xs, *lif.parameters()]))
+    assert torch.equal(res["reference"][0], res["numba"][0])
+    for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -344,7 +344,7 @@ def main(args: argparse.Namespace) -> int:
         sizes, T, repeats, steps = (
             args.sizes or [512, 2048],
             args.T or 100,
-            args.repeats or 3,
+            args.repeats or 5,  # the machine is often shared: 3 samples made medians jump 2x
             args.steps or 3,
         )
     else:
@@ -376,6 +376,11 @@ def main(args: argparse.Namespace) -> int:
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)}")
     settings = {"sizes": sizes, "T": T, "B": args.B, "repeats": repeats, "conv_steps": steps, "libs": libs}
+    # Other processes share the cores: the load average says how far to trust the medians.
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+    settings["load_avg_at_start"] = load
+    if load:
+        print(f"load average at start (1, 5, 15 min): {load[0]}, {load[1]}, {load[2]}")
     print(f"layer benchmark: Linear(n, n) + LIF, T={T}, B={args.B}, forward+backward, median of {repeats}")
     print(f"{'n':>6} {'library':<13} {'median ms':>10} {'x Linear':>9} {'peak MB':>10} {'x Linear':>8}")
     layer = run_layer(sizes, T, args.B, repeats, libs) if "layer" in args.only else []

@@ -15,9 +15,12 @@ reference (so spikes match exactly); the scalars ``zero``/``one`` come from ``cs
 Python literal would promote float32 arithmetic to float64.
 
 Layout: all ``[T, M]`` arrays are C-contiguous with ``M`` the flattened ``[B, *features]``;
-per-neuron parameters are ``[M]``. Work is split over blocks of neurons (``prange``) and,
-inside a block, the time loop is outside the neuron loop so each step reads one contiguous
-run of memory (blocks are ``prange`` iterations; see ``PARALLEL``). Flags are runtime integers so there is one compiled specialisation per dtype.
+per-neuron parameters are ``[M]``. Work is split over blocks of neurons and, inside a
+block, the time loop is outside the neuron loop so each step reads one contiguous run of
+memory. The generic loops take their flags as runtime integers (one compiled
+specialisation per dtype); the IF/LIF loops at the end hoist them out of the neuron loop so
+it vectorises, and take a column range so :mod:`spikeforge.kernels.cpu` can split neurons
+between threads (they release the GIL).
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ import numpy as np
 from numba import njit, prange
 
 BLOCK = 512
-# Compiled serial for now: measured on a 2-core machine, numba's thread pool next to torch's
-# OpenMP pool made layer and conv training 2-6x slower than one thread, even with
-# numba.set_num_threads(1) (the pools compete for the cores). The loops keep the
-# prange-over-blocks structure, so flipping this (and clearing the cache) parallelises them.
+# numba's own thread pools stay off: its OpenMP layer links the system libgomp, a second
+# runtime next to torch's bundled one, and the two spin-wait against each other (measured
+# 2-6x slower on 2 cores, even with numba.set_num_threads(1)). Threads, where they pay, are
+# plain Python threads over column ranges (see ``spikeforge.kernels.cpu``).
 PARALLEL = False
 
 
@@ -300,12 +303,21 @@ def backward(
 # ----------------------------------------------------------------------------- IF/LIF fast path
 # The generic loops above branch on a dozen runtime flags per element, which keeps LLVM from
 # vectorising them. IF and LIF with the default options (no delayed reset, spike output) carry
-# most training time, so they get these branch-free loops: per-block parameters and state in
-# local arrays (no aliasing with the outputs), option choices as selects or 0/1 coefficients.
-# The forward uses selects only, so its arithmetic is exactly the generic (= reference) one.
+# most training time, so they get these loops: option choices are hoisted out of the neuron
+# loop (one loop body per choice, each branch-free: selects and 0/1 coefficients), so each
+# vectorises. The forward's arithmetic is exactly the generic (= reference) one.
+#
+# Both work on the neuron columns ``lo:hi`` only: neurons are independent over the whole
+# sequence, so the torch glue splits the columns between threads (``nogil``) and between
+# cache-sized tiles. Inside a call, columns go in blocks of ``FAST_BLOCK`` whose per-neuron
+# state (6 arrays, 192 KB in float32) stays in L2 while every step streams one contiguous
+# 32 KB run of each [T, M] array. Narrower blocks (512) jump to a new page at every step
+# and measured 1.6x slower at M = 32768 (TLB misses, prefetchers stopping at page ends).
+
+FAST_BLOCK = 8192
 
 
-@njit(parallel=PARALLEL, cache=True)
+@njit(cache=True, nogil=True)
 def lif_forward(
     x: np.ndarray,
     v0: np.ndarray,
@@ -320,52 +332,67 @@ def lif_forward(
     v_out: np.ndarray,
     reset: int,
     store_hs: int,
+    lo: int,
+    hi: int,
 ) -> None:
-    """IF/LIF forward; ``kvl = (1 - beta) v_leak`` is precomputed (the same product)."""
-    T, M = x.shape
+    """IF/LIF forward over columns ``lo:hi``; ``kvl = (1 - beta) v_leak`` is precomputed."""
+    T = x.shape[0]
     zero = cst[0]
     one = cst[1]
-    nblk = (M + BLOCK - 1) // BLOCK
-    for b in prange(nblk):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, M)
-        v = v0[lo:hi].copy()
-        bb = beta[lo:hi].copy()
-        kk = kvl[lo:hi].copy()
-        gg = g[lo:hi].copy()
-        th = vth[lo:hi].copy()
-        rr = vr[lo:hi].copy()
-        n = hi - lo
+    # Row slices (not 2-D indexing) and no store flag inside the neuron loop: that is what lets
+    # LLVM vectorise it. Without saving, ``h - theta`` goes to an L1-resident scratch row.
+    scratch = np.empty(FAST_BLOCK, x.dtype)
+    for b0 in range(lo, hi, FAST_BLOCK):
+        b1 = min(b0 + FAST_BLOCK, hi)
+        n = b1 - b0
+        v = v0[b0:b1].copy()
+        bb = beta[b0:b1].copy()
+        kk = kvl[b0:b1].copy()
+        gg = g[b0:b1].copy()
+        th = vth[b0:b1].copy()
+        rr = vr[b0:b1].copy()
         for t in range(T):
-            xr = x[t, lo:hi]
-            orow = out[t, lo:hi]
-            if store_hs:
-                hrow = hs[t, lo:hi]
+            xr = x[t, b0:b1]
+            orow = out[t, b0:b1]
+            hrow = hs[t, b0:b1] if store_hs else scratch[:n]
+            if reset == 0:
                 for j in range(n):
                     h = bb[j] * v[j] + kk[j] + gg[j] * xr[j]
                     s = h - th[j]
-                    z = one if s >= 0 else zero
-                    v[j] = (h - z * (h - rr[j])) if reset == 0 else ((h - z * th[j]) if reset == 1 else h)
+                    z = one if s >= zero else zero
+                    v[j] = h - z * (h - rr[j])
+                    orow[j] = z
+                    hrow[j] = s
+            elif reset == 1:
+                for j in range(n):
+                    h = bb[j] * v[j] + kk[j] + gg[j] * xr[j]
+                    s = h - th[j]
+                    z = one if s >= zero else zero
+                    v[j] = h - z * th[j]
                     orow[j] = z
                     hrow[j] = s
             else:
                 for j in range(n):
                     h = bb[j] * v[j] + kk[j] + gg[j] * xr[j]
                     s = h - th[j]
-                    z = one if s >= 0 else zero
-                    v[j] = (h - z * (h - rr[j])) if reset == 0 else ((h - z * th[j]) if reset == 1 else h)
-                    orow[j] = z
-        v_out[lo:hi] = v
+                    v[j] = h
+                    orow[j] = one if s >= zero else zero
+                    hrow[j] = s
+        v_out[b0:b1] = v
 
 
-@njit(parallel=PARALLEL, cache=True)
+@njit(cache=True, nogil=True)
 def lif_backward(
     t0: int,
     t1: int,
+    lo: int,
+    hi: int,
     hs: np.ndarray,
     d_hist: np.ndarray,
     sg: np.ndarray,
     go: np.ndarray,
+    go_t: int,
+    go_scalar: int,
     gx: np.ndarray,
     v0: np.ndarray,
     beta: np.ndarray,
@@ -381,68 +408,98 @@ def lif_backward(
     gvth: np.ndarray,
     gvr: np.ndarray,
     has_d: int,
+    need_p: int,
 ) -> None:
-    """IF/LIF reverse-time adjoint over steps ``t1 - 1 ... t0`` (see :func:`backward`).
+    """IF/LIF reverse-time adjoint over steps ``t1 - 1 ... t0`` and columns ``lo:hi``.
 
-    ``coef`` = ``[0, 1, hard, soft, 1 - detach_reset, time_dependent, decay_input]`` as 0/1
-    values of the dtype.
+    ``sg[t - t0, m - lo]`` is the surrogate derivative at ``hs[t, m]`` (a tile computed by
+    torch). The upstream gradient of step ``t`` and neuron ``m`` is ``go[t * go_t, m]``
+    (``go_t = 0``: one row broadcast over time), or ``go[0, 0]`` for every element when
+    ``go_scalar`` (the gradient of a ``sum()``: never materialised). ``coef`` =
+    ``[0, 1, hard, soft, 1 - detach_reset, time_dependent, decay_input]`` as 0/1 values of the
+    dtype. Parameter gradients (and the membrane recomputation they need) only if ``need_p``.
     """
-    M = hs.shape[1]
+    zero = coef[0]
     one = coef[1]
     hard = coef[2]
     soft = coef[3]
     ndet = coef[4]
     td = coef[5]
     di = coef[6]
-    nblk = (M + BLOCK - 1) // BLOCK
-    for b in prange(nblk):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, M)
-        n = hi - lo
-        bb = beta[lo:hi].copy()
-        kk = k[lo:hi].copy()
-        gg = g[lo:hi].copy()
-        ll = vl[lo:hi].copy()
-        th = vth[lo:hi].copy()
-        rr = vr[lo:hi].copy()
-        gv = gvn[lo:hi].copy()
+    gsc = go[0, 0] if go_scalar else zero
+    for b0 in range(lo, hi, FAST_BLOCK):
+        n = min(FAST_BLOCK, hi - b0)
+        s0 = b0 - lo
+        tb = td * beta[b0 : b0 + n]  # carried gradient factor: gv' = td beta gh
+        gg = g[b0 : b0 + n].copy()
+        th = vth[b0 : b0 + n].copy()
+        # gz = go - cr gv with cr = (1 - det)(hard (h - v_reset) + soft v_th); h = s + v_th.
+        ch = ndet * hard
+        cc = ndet * (hard * (th - vr[b0 : b0 + n]) + soft * th)
+        gv = gvn[b0 : b0 + n].copy()
+        if not need_p:
+            for t in range(t1 - 1, t0 - 1, -1):
+                srow = hs[t, b0 : b0 + n]
+                sgrow = sg[t - t0, s0 : s0 + n]
+                xrow = gx[t, b0 : b0 + n]
+                if go_scalar:
+                    for j in range(n):
+                        s = srow[j]
+                        z = one if s >= zero else zero
+                        gvj = gv[j]
+                        gh = (one - hard * z) * gvj + sgrow[j] * (gsc - (ch * s + cc[j]) * gvj)
+                        xrow[j] = gg[j] * gh
+                        gv[j] = tb[j] * gh
+                else:
+                    grow = go[t * go_t, b0 : b0 + n]
+                    for j in range(n):
+                        s = srow[j]
+                        z = one if s >= zero else zero
+                        gvj = gv[j]
+                        gh = (one - hard * z) * gvj + sgrow[j] * (grow[j] - (ch * s + cc[j]) * gvj)
+                        xrow[j] = gg[j] * gh
+                        gv[j] = tb[j] * gh
+            gvn[b0 : b0 + n] = gv
+            continue
+        kk = k[b0 : b0 + n].copy()
+        ll = vl[b0 : b0 + n].copy()
+        rr = vr[b0 : b0 + n].copy()
         a_beta = np.zeros(n, hs.dtype)
         a_vl = np.zeros(n, hs.dtype)
         a_th = np.zeros(n, hs.dtype)
         a_vr = np.zeros(n, hs.dtype)
         vprev = np.empty(n, hs.dtype)
         dz = np.zeros(n, hs.dtype)
+        gs1 = np.full(n, gsc, hs.dtype)
         for t in range(t1 - 1, t0 - 1, -1):
             # Membrane entering step t, recomputed from the previous step's h - v_th.
             if t == 0:
-                vprev[:] = v0[lo:hi]
+                vprev[:] = v0[b0 : b0 + n]
             else:
-                sp = hs[t - 1, lo:hi]
+                sp = hs[t - 1, b0 : b0 + n]
                 for j in range(n):
                     hp = sp[j] + th[j]
-                    zp = one if sp[j] >= 0 else coef[0]
+                    zp = one if sp[j] >= zero else zero
                     vprev[j] = hp - zp * (hard * (hp - rr[j]) + soft * th[j])
-            drow = d_hist[t, lo:hi] if has_d else dz
-            srow = hs[t, lo:hi]
-            sgrow = sg[t - t0, lo:hi]
-            grow = go[t - t0, lo:hi]
-            xrow = gx[t, lo:hi]
+            srow = hs[t, b0 : b0 + n]
+            sgrow = sg[t - t0, s0 : s0 + n]
+            xrow = gx[t, b0 : b0 + n]
+            grow = gs1 if go_scalar else go[t * go_t, b0 : b0 + n]
+            drow = d_hist[t, b0 : b0 + n] if has_d else dz
             for j in range(n):
                 s = srow[j]
-                h = s + th[j]
-                z = one if s >= 0 else coef[0]
+                z = one if s >= zero else zero
                 gvj = gv[j]
-                gz = grow[j] - ndet * (hard * (h - rr[j]) + soft * th[j]) * gvj
-                gs = sgrow[j] * gz
+                gs = sgrow[j] * (grow[j] - (ch * s + cc[j]) * gvj)
                 gh = (one - hard * z) * gvj + gs
                 a_th[j] += -gs - soft * z * gvj
                 a_vr[j] += hard * z * gvj
                 a_beta[j] += gh * (vprev[j] - ll[j] - di * drow[j])
                 a_vl[j] += gh * kk[j]
                 xrow[j] = gg[j] * gh
-                gv[j] = td * bb[j] * gh
-        gvn[lo:hi] = gv
-        gbeta[lo:hi] += a_beta
-        gvl[lo:hi] += a_vl
-        gvth[lo:hi] += a_th
-        gvr[lo:hi] += a_vr
+                gv[j] = tb[j] * gh
+        gvn[b0 : b0 + n] = gv
+        gbeta[b0 : b0 + n] += a_beta
+        gvl[b0 : b0 + n] += a_vl
+        gvth[b0 : b0 + n] += a_th
+        gvr[b0 : b0 + n] += a_vr

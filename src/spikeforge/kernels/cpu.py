@@ -2,15 +2,18 @@
 
 Why: the reference :func:`~spikeforge.functional.scan` runs ``T`` Python steps and records
 an autograd graph of ~10 ops per step; on a CPU that overhead dominates an SNN layer. Here
-one :class:`torch.autograd.Function` runs the time loop for all neurons in a compiled,
-parallel loop, and its backward runs one reverse-time loop, with no per-step graph.
+one :class:`torch.autograd.Function` runs the time loop for all neurons in a compiled
+loop (split over threads by neuron columns where that measured faster), and its backward
+runs one reverse-time loop, with no per-step graph.
 
 What is saved for backward: ``h - theta`` per step (the pre-spike membrane minus threshold;
 spikes are ``>= 0`` of it, the carried membrane is recomputed from it), plus the pre-step
 adaptation for ALIF and the drive only when a decay that multiplies it is learnt. The
 surrogate derivative is *not* rewritten here: backward calls ``options.surrogate.grad`` on
 chunks of the saved tensor with torch, so every surrogate has one definition, and chunking
-keeps its temporaries small.
+keeps its temporaries small (for IF/LIF, tiles of 64K values that the numba backward reads
+while they are still in L2). An upstream gradient that is a broadcast (``out.sum()``'s is
+one scalar expanded to ``[T, B, ...]``) is passed as that scalar or row, never copied.
 
 The math mirrors :func:`spikeforge.neurons._base.integrate` and each ``*_step`` function;
 ``tests/test_kernels_cpu.py`` checks outputs and every gradient against the reference over
@@ -21,6 +24,7 @@ never at ``import spikeforge``.
 from __future__ import annotations
 
 import importlib
+import itertools
 from typing import Any, NamedTuple
 
 import torch
@@ -143,6 +147,101 @@ def _np(t: Tensor) -> Any:
     return t.detach().numpy()
 
 
+# ----------------------------------------------------------------------------- big buffers
+# Every [T, M] buffer here is fresh memory that the kernel then touches page by page: at
+# 4 KB pages that is one page fault per 1024 float32 values (measured ~1 ms per 16 MB on
+# the benchmark machine, several passes' worth). Where the kernel allows transparent huge
+# pages on request (``madvise`` mode, the common default), ask for them on these buffers only.
+# Measured (Linear + LIF, 2 cores, full iteration / bare Linear): n = 2048 (64 MB buffers)
+# 1.30x -> 1.14x, n = 512 1.73x -> 1.64x, but n = 4096 (131 MB buffers) 1.18x -> 1.36x with
+# no compaction stalls recorded; the cause is not understood, so only buffers up to
+# ``_HUGE_MAX`` are advised.
+_HUGE = 2 << 20
+_HUGE_MAX = 64 << 20
+_madvise: Any = None  # the libc function, False if unavailable
+
+
+def _big_empty(T: int, M: int, dt: torch.dtype) -> Tensor:
+    """``torch.empty(T, M)``, backed by huge pages when it is large and the OS allows it."""
+    global _madvise
+    t = torch.empty(T, M, dtype=dt)
+    nbytes = t.numel() * t.element_size()
+    if nbytes < 4 * _HUGE or nbytes > _HUGE_MAX:
+        return t
+    if _madvise is None:
+        _madvise = False
+        try:
+            import ctypes
+            import sys
+
+            if sys.platform.startswith("linux"):
+                libc = ctypes.CDLL(None, use_errno=True)
+                _madvise = libc.madvise
+                _madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        except (OSError, AttributeError):
+            _madvise = False
+    if _madvise:
+        start = (t.data_ptr() + _HUGE - 1) & ~(_HUGE - 1)
+        end = (t.data_ptr() + nbytes) & ~(_HUGE - 1)
+        if end > start:
+            _madvise(start, end - start, 14)  # MADV_HUGEPAGE; a failure only means small pages
+    return t
+
+
+# ----------------------------------------------------------------------------- threads
+# Neurons are independent over the whole sequence, so the kernels take a column range and
+# can run on plain Python threads (numba ``nogil``). numba's own pools are not used: its
+# OpenMP layer loads a second libgomp next to torch's, and two runtimes spin-wait against
+# each other on few cores (measured 2-6x slower on 2 cores). The thread count follows
+# ``torch.get_num_threads()``, so ``OMP_NUM_THREADS=1`` gives serial kernels.
+#
+# Measured on 2 cores (n = 2048, T = 500, B = 16, one Linear + LIF): the forward (pure
+# numba, memory-bound) gains from 2 threads on large inputs (38 -> 26 ms), but on 4M
+# elements (n = 512) the hand-off to a core that torch's OpenMP workers still spin on after
+# the preceding GEMM lost (6.4 -> 11 ms). The backward interleaves torch surrogate tiles with
+# the kernel; on threads each tile must stay below ATen's grain size (or every thread starts
+# its own OpenMP team), and the GIL ping-pong of ~6 calls per tile ate the gain (108-128 ms
+# threaded vs 110 ms serial), so it runs serially unless ``_PAR_BACKWARD`` is set.
+_PAR_MIN_ELEMS = 1 << 23  # forward: below this a thread hand-off costs more than it saves
+_PAR_BACKWARD = False
+_ALIGN = 64  # column split points on whole cache lines (no false sharing of outputs)
+_pool: Any = None
+_pool_key: tuple[int, int] = (0, 0)
+
+
+def _workers(elems: int) -> int:
+    """Threads for a kernel over ``elems`` elements: torch's thread count, or 1 if small."""
+    return max(1, torch.get_num_threads()) if elems >= _PAR_MIN_ELEMS else 1
+
+
+def _split(m: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous column ranges covering ``0:m`` (fewer if ``m`` is small)."""
+    parts = max(1, min(parts, m // _ALIGN))
+    cuts = [0, *(((m * i // parts) // _ALIGN) * _ALIGN for i in range(1, parts)), m]
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+def _parallel(fn: Any, ranges: list[tuple[int, int]]) -> None:
+    """Run ``fn(lo, hi)`` for every range: the first on this thread, the rest on the pool."""
+    global _pool, _pool_key
+    if len(ranges) == 1:
+        fn(*ranges[0])
+        return
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = (os.getpid(), len(ranges) - 1)  # a forked child must not reuse the parent's pool
+    if _pool is None or _pool_key != key:
+        _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="spikeforge-cpu")
+        _pool_key = key
+    futs = [_pool.submit(fn, lo, hi) for lo, hi in ranges[1:]]
+    try:
+        fn(*ranges[0])
+    finally:
+        for f in futs:
+            f.result()
+
+
 _PARAM_NAMES = ("beta", "beta_syn", "v_th", "v_reset", "v_leak", "rho", "adapt")
 
 
@@ -177,37 +276,28 @@ class _Fused(torch.autograd.Function):
         v0f = v0.detach().reshape(M).contiguous()
         c0f = torch.zeros(M, dtype=dt) if c0 is None else c0.detach().reshape(M).contiguous()
         empty = torch.empty(0, 0, dtype=dt)
-        out = torch.empty(T, M, dtype=dt)
+        out = _big_empty(T, M, dt)
         if not cfg.spk or not cfg.binary:
             hs = out  # the output already is h (LI) or h - theta (graded output)
         else:
-            hs = torch.empty(T, M, dtype=dt) if grad else empty
-        a_hist = torch.empty(T, M, dtype=dt) if (grad and cfg.ada) else empty
+            hs = _big_empty(T, M, dt) if grad else empty
+        a_hist = _big_empty(T, M, dt) if (grad and cfg.ada) else empty
         # The drive is only needed for d(loss)/d(beta) with decay_input and d/d(beta_syn).
         need_d = grad and ((cfg.di and needs[4]) or (cfg.syn and needs[5]))
         if not need_d:
             d_hist = empty
         else:  # without a synaptic current the drive is the input itself: keep it, no copy
-            d_hist = torch.empty(T, M, dtype=dt) if cfg.syn else x2
+            d_hist = _big_empty(T, M, dt) if cfg.syn else x2
         v_out = torch.empty(M, dtype=dt)
         c_out = torch.empty(M, dtype=dt)
         fast = cfg.spk and not (cfg.syn or cfg.ada or cfg.delay) and cfg.binary
         ctx.fast = fast
         if fast:
-            _kern.lif_forward(
-                _np(x2),
-                _np(v0f),
-                _np(arrs["beta"]),
-                _np(arrs["k"] * arrs["vl"]),
-                _np(arrs["g"]),
-                _np(arrs["vth"]),
-                _np(arrs["vr"]),
-                _np(arrs["cst"]),
-                _np(out),
-                _np(hs),
-                _np(v_out),
-                cfg.reset,
-                int(grad),
+            a = [_np(t) for t in (x2, v0f, arrs["beta"], arrs["k"] * arrs["vl"], arrs["g"], arrs["vth"])]
+            a += [_np(t) for t in (arrs["vr"], arrs["cst"], out, hs, v_out)]
+            _parallel(
+                lambda lo, hi: _kern.lif_forward(*a, cfg.reset, int(grad), lo, hi),
+                _split(M, _workers(T * M)),
             )
         else:
             _kern.forward(
@@ -249,12 +339,14 @@ class _Fused(torch.autograd.Function):
         hs, a_hist, d_hist, v0f = ctx.saved_tensors
         cfg: _Cfg = ctx.cfg
         arrs = ctx.arrs
-        xs_shape, p_shapes = ctx.shapes
+        xs_shape = ctx.shapes[0]
         T = xs_shape[0]
         feat = xs_shape[1:]
         M = feat.numel()
         dt = v0f.dtype
         sur = cfg.surrogate
+        if ctx.fast:
+            return _fast_backward(ctx, g_out, g_v)
 
         def carry(gr: Tensor | None) -> Tensor:
             # The kernel overwrites the carried gradient, so it must own a contiguous copy.
@@ -266,14 +358,13 @@ class _Fused(torch.autograd.Function):
             n: torch.zeros(M, dtype=dt)
             for n in ("beta", "v_leak", "v_th", "v_reset", "beta_syn", "rho", "adapt")
         }
-        gx = torch.empty(T, M, dtype=dt)
+        gx = _big_empty(T, M, dt)
         empty = torch.empty(0, 0, dtype=dt)
         if cfg.spk and cfg.delay:
             sgr0 = sur.grad(v0f - arrs["vth"]).to(dt).contiguous()
         else:
             sgr0 = torch.empty(0, dtype=dt)
         rows = max(1, _CHUNK_ELEMS // max(M, 1))
-        coef = torch.tensor([0, 1, cfg.reset == 0, cfg.reset == 1, 1 - cfg.det, cfg.td, cfg.di], dtype=dt)
         t1 = T
         while t1 > 0:
             t0 = max(0, t1 - rows)
@@ -283,62 +374,118 @@ class _Fused(torch.autograd.Function):
                 go = torch.zeros(t1 - t0, M, dtype=dt)
             else:
                 go = g_out[t0:t1].reshape(t1 - t0, M).to(dt).contiguous()
-            if ctx.fast:
-                _kern.lif_backward(
-                    t0,
-                    t1,
-                    _np(hs),
-                    _np(d_hist),
-                    _np(sg),
-                    _np(go),
-                    _np(gx),
-                    _np(v0f),
-                    *(_np(arrs[n]) for n in ("beta", "k", "g", "vl", "vth", "vr")),
-                    _np(coef),
-                    _np(gvn),
-                    *(_np(acc[n]) for n in ("beta", "v_leak", "v_th", "v_reset")),
-                    int(d_hist.numel() > 0),
-                )
-            else:
-                _kern.backward(
-                    t0,
-                    t1,
-                    _np(hs),
-                    _np(a_hist),
-                    _np(d_hist),
-                    _np(sg),
-                    off,
-                    _np(go),
-                    _np(gx),
-                    _np(v0f),
-                    _np(sgr0),
-                    *(
-                        _np(arrs[n])
-                        for n in ("beta", "k", "g", "vl", "vth", "vr", "bs", "rho", "adapt", "cst")
-                    ),
-                    _np(gvn),
-                    _np(gcn),
-                    *(_np(acc[n]) for n in ("beta", "v_leak", "v_th", "v_reset", "beta_syn", "rho", "adapt")),
-                    cfg.spk,
-                    cfg.syn,
-                    cfg.ada,
-                    cfg.reset,
-                    cfg.det,
-                    cfg.delay,
-                    cfg.binary,
-                    cfg.td,
-                    cfg.di,
-                    int(d_hist.numel() > 0),
-                )
+            _kern.backward(
+                t0,
+                t1,
+                _np(hs),
+                _np(a_hist),
+                _np(d_hist),
+                _np(sg),
+                off,
+                _np(go),
+                _np(gx),
+                _np(v0f),
+                _np(sgr0),
+                *(_np(arrs[n]) for n in ("beta", "k", "g", "vl", "vth", "vr", "bs", "rho", "adapt", "cst")),
+                _np(gvn),
+                _np(gcn),
+                *(_np(acc[n]) for n in ("beta", "v_leak", "v_th", "v_reset", "beta_syn", "rho", "adapt")),
+                cfg.spk,
+                cfg.syn,
+                cfg.ada,
+                cfg.reset,
+                cfg.det,
+                cfg.delay,
+                cfg.binary,
+                cfg.td,
+                cfg.di,
+                int(d_hist.numel() > 0),
+            )
             t1 = t0
-        needs = ctx.needs_input_grad
-        grads: list[Tensor | None] = [None, gx.view(xs_shape) if needs[1] else None]
-        grads.append(gvn.view(feat) if needs[2] else None)
-        grads.append(gcn.view(feat) if (ctx.has_c and needs[3]) else None)
-        for i, name in enumerate(_PARAM_NAMES):
-            shape = p_shapes[i]
-            if shape is None or not needs[4 + i]:
-                grads.append(None)
-            else:
-                grads.append(acc[name].view(feat).sum_to_size(shape))
-        return tuple(grads)
+        return _pack_grads(ctx, gx, gvn, gcn, acc)
+
+
+# Elements of one surrogate tile in the fast backward: the surrogate's torch temporaries
+# stay in L2 and the kernel then reads the tile while it is still there. With several
+# threads a tile stays at or below ATen's grain size (32768) so torch runs it inline on the
+# calling thread instead of starting an OpenMP team per thread.
+_TILE_SERIAL = 1 << 16
+_TILE_THREADED = 1 << 15
+
+
+def _upstream(g_out: Tensor | None, T: int, M: int, dt: torch.dtype) -> tuple[Tensor, int, int]:
+    """``(go, go_t, go_scalar)`` for :func:`_numba_cpu.lif_backward` without copying broadcasts.
+
+    The gradient of ``out.sum()`` is one scalar expanded to ``[T, B, ...]`` (all strides 0)
+    and that of ``out.mean(0)``-like losses one row expanded over time: pass the scalar or
+    the row instead of materialising ``T x M`` values.
+    """
+    if g_out is None:
+        return torch.zeros(1, 1, dtype=dt), 0, 1
+    g2 = g_out.detach().to(dt).reshape(T, M)
+    if all(st == 0 or n == 1 for st, n in zip(g2.stride(), g2.shape, strict=True)):
+        return g2[:1, :1].contiguous(), 0, 1
+    if g2.is_contiguous():
+        return g2, 1, 0
+    if g2.stride(0) == 0 and g2[0].is_contiguous():
+        return g2[:1], 0, 0
+    return g2.contiguous(), 1, 0
+
+
+def _fast_backward(ctx: Any, g_out: Tensor | None, g_v: Tensor | None) -> tuple[Tensor | None, ...]:
+    """Backward of the IF/LIF fast path: surrogate tiles in torch, adjoint in numba, by columns."""
+    hs, _, d_hist, v0f = ctx.saved_tensors
+    cfg: _Cfg = ctx.cfg
+    arrs = ctx.arrs
+    xs_shape = ctx.shapes[0]
+    T = xs_shape[0]
+    feat = xs_shape[1:]
+    M = feat.numel()
+    dt = v0f.dtype
+    needs = ctx.needs_input_grad
+    sur = cfg.surrogate
+    gvn = torch.zeros(M, dtype=dt) if g_v is None else g_v.reshape(M).to(dt, copy=True).contiguous()
+    need_p = any(needs[4:])
+    names = ("beta", "v_leak", "v_th", "v_reset")
+    acc = {n: torch.zeros(M if need_p else 0, dtype=dt) for n in names}
+    gx = _big_empty(T, M, dt)
+    go, go_t, go_scalar = _upstream(g_out, T, M, dt)
+    coef = torch.tensor([0, 1, cfg.reset == 0, cfg.reset == 1, 1 - cfg.det, cfg.td, cfg.di], dtype=dt)
+    ranges = _split(M, _workers(T * M) if _PAR_BACKWARD else 1)
+    tile = _TILE_SERIAL if len(ranges) == 1 else _TILE_THREADED
+    fixed = [_np(t) for t in (hs, d_hist)]
+    rest = [go_t, go_scalar, _np(gx), _np(v0f)]
+    rest += [_np(arrs[n]) for n in ("beta", "k", "g", "vl", "vth", "vr")]
+    rest += [_np(coef), _np(gvn), *(_np(acc[n]) for n in names), int(d_hist.numel() > 0), int(need_p)]
+    gon = _np(go)
+
+    def task(lo: int, hi: int) -> None:
+        for c0 in range(lo, hi, tile):
+            c1 = min(hi, c0 + tile)
+            rows = max(1, tile // (c1 - c0))
+            for t1 in range(T, 0, -rows):
+                t0 = max(0, t1 - rows)
+                sg = sur.grad(hs[t0:t1, c0:c1]).to(dt).contiguous()  # hs needs no grad: no detach
+                _kern.lif_backward(t0, t1, c0, c1, *fixed, sg.numpy(), gon, *rest)
+
+    _parallel(task, ranges)
+    return _pack_grads(ctx, gx, gvn, None, acc)
+
+
+def _pack_grads(
+    ctx: Any, gx: Tensor, gvn: Tensor, gcn: Tensor | None, acc: dict[str, Tensor]
+) -> tuple[Tensor | None, ...]:
+    """The tuple :meth:`_Fused.backward` returns, parameter gradients summed to their shapes."""
+    xs_shape, p_shapes = ctx.shapes
+    feat = xs_shape[1:]
+    needs = ctx.needs_input_grad
+    grads: list[Tensor | None] = [None, gx.view(xs_shape) if needs[1] else None]
+    grads.append(gvn.view(feat) if needs[2] else None)
+    grads.append(gcn.view(feat) if (gcn is not None and ctx.has_c and needs[3]) else None)
+    for i, name in enumerate(_PARAM_NAMES):
+        shape = p_shapes[i]
+        if shape is None or not needs[4 + i]:
+            grads.append(None)
+        else:
+            grads.append(acc[name].view(feat).sum_to_size(shape))
+    return tuple(grads)

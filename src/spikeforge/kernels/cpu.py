@@ -336,6 +336,8 @@ class _Fused(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out: Tensor | None, g_v: Tensor | None, g_c: Tensor | None):  # type: ignore[override]
+        if ctx.fast:
+            return _fast_backward(ctx, g_out, g_v)
         hs, a_hist, d_hist, v0f = ctx.saved_tensors
         cfg: _Cfg = ctx.cfg
         arrs = ctx.arrs
@@ -345,8 +347,6 @@ class _Fused(torch.autograd.Function):
         M = feat.numel()
         dt = v0f.dtype
         sur = cfg.surrogate
-        if ctx.fast:
-            return _fast_backward(ctx, g_out, g_v)
 
         def carry(gr: Tensor | None) -> Tensor:
             # The kernel overwrites the carried gradient, so it must own a contiguous copy.

@@ -22,10 +22,20 @@ from spikeforge import kernels
 pytest.importorskip("numba")
 from spikeforge.kernels import cpu
 
+
+
+class UserSurrogate(sf.surrogate.ATan):
+    """A user's subclass: the kernels do not know its ``grad`` and must call it (torch tiles)."""
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        return super().grad(x) * (1 + 0.5 * torch.tanh(x))
+
+
 SURROGATES = (
     sf.surrogate.ATan(),
     sf.surrogate.FastSigmoid(alpha=5.0),
     sf.surrogate.PiecewiseQuadratic(alpha=1.0),
+    UserSurrogate(),
 )
 
 # Option axes per family; the product is covered pairwise below.
@@ -33,7 +43,7 @@ COMMON = {
     "dtype": (torch.float32, torch.float64),
     "per_neuron": (False, True),
     "learn": (False, True),
-    "T": (1, 6),
+    "T": (1, 6, 37),  # 37: several membrane checkpoints of the IF/LIF backward, the last ragged
     "layout": ("contiguous", "strided"),
     "time_dependent": (True, False),
 }
@@ -286,25 +296,35 @@ def test_load_failure_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("fam", ["if", "lif"])
 @pytest.mark.parametrize("upstream", ["sum", "sum_over_time", "weighted_strided"])
+@pytest.mark.parametrize("runner", ["openmp", "threads"])
 def test_threaded_fast_path_matches_reference(
-    fam: str, upstream: str, monkeypatch: pytest.MonkeyPatch
+    fam: str, upstream: str, runner: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The IF/LIF fast path split over two threads and over small surrogate tiles (ragged
-    edges), with broadcast upstream gradients that are passed without being materialised."""
+    """The IF/LIF fast path split into column chunks claimed by two threads (torch's OpenMP
+    team, or Python threads when no OpenMP runtime is found), ragged chunks, T spanning
+    several membrane checkpoints, and broadcast upstream gradients that are not materialised."""
+    from spikeforge.kernels import _numba_cpu
+
     monkeypatch.setattr(cpu, "_PAR_MIN_ELEMS", 0)
-    monkeypatch.setattr(cpu, "_PAR_BACKWARD", True)
-    monkeypatch.setattr(cpu, "_TILE_THREADED", 300)  # tiles of a few rows, ragged in both dims
-    monkeypatch.setattr(cpu, "_ALIGN", 16)
+    monkeypatch.setattr(cpu, "_MIN_CHUNK_COLS", 64)  # 1203 columns -> 8 chunks, ragged
+    calls: list[int] = []
+    if runner == "threads":
+        monkeypatch.setattr(cpu, "_omp", False)
+        monkeypatch.setattr(cpu, "_pool", None)
+    else:
+        gomp = cpu._gomp_parallel()
+        assert gomp, "torch's OpenMP runtime should be found on Linux"
+        monkeypatch.setattr(cpu, "_omp", lambda fn, data, n, flags: calls.append(n) or gomp(fn, data, n, flags))
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert len(cpu._split(3 * 401, cpu._workers(1))) == 2
         cls = sf.get_neuron(fam)
         learn = ("v_th", "v_reset") if fam == "if" else ("beta", "v_th", "v_reset", "v_leak")
         neuron = cls(reset="hard", v_th=0.5, v_reset=-0.1, shape=(401,), learn=learn)
         gen = torch.Generator().manual_seed(0)
-        xs = (torch.randn(7, 3, 401, generator=gen) + 0.5).requires_grad_()
-        w = torch.randn(7, 3, 802, generator=gen)[..., ::2]
+        T = 2 * _numba_cpu.CHECKPOINT + 5
+        xs = (torch.randn(T, 3, 401, generator=gen) + 0.5).requires_grad_()
+        w = torch.randn(T, 3, 802, generator=gen)[..., ::2]
         res = {}
         for backend in ("reference", "numba"):
             with kernels.use(backend):
@@ -315,11 +335,78 @@ def test_threaded_fast_path_matches_reference(
                 "weighted_strided": (out * w).sum(),
             }[upstream]
             res[backend] = (out, torch.autograd.grad(loss, [xs, *neuron.parameters()]))
+        if runner == "openmp":
+            assert calls == [2, 2], "forward and backward should each have run on a 2-thread team"
+        else:
+            assert cpu._pool is not None and cpu._pool_key[1] == 1
         assert torch.equal(res["reference"][0], res["numba"][0])
         for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_user_surrogate_runs_on_small_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A surrogate the kernels do not know keeps the stored-history path, evaluated by torch on
+    tiles (here a few rows each, ragged in both dimensions)."""
+    from spikeforge.kernels import _numba_cpu
+
+    assert _numba_cpu.surrogate_coefficients(UserSurrogate()) is None
+    monkeypatch.setattr(cpu, "_TILE", 300)
+    lif = sf.LIF(reset="soft", surrogate=UserSurrogate(), shape=(401,), learn=("beta", "v_th"))
+    gen = torch.Generator().manual_seed(0)
+    xs = (torch.randn(23, 3, 401, generator=gen) + 0.5).requires_grad_()
+    w = torch.randn(23, 3, 401, generator=gen)
+    res = {}
+    for backend in ("reference", "numba"):
+        with kernels.use(backend):
+            out = lif(xs)
+        res[backend] = (out, torch.autograd.grad((out * w).sum(), [xs, *lif.parameters()]))
+    assert torch.equal(res["reference"][0], res["numba"][0])
+    for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _surrogate_instances() -> list[sf.surrogate.Surrogate]:
+    out: list[sf.surrogate.Surrogate] = []
+    for name in sf.surrogate.names():
+        cls = getattr(sf.surrogate, name)
+        out += [cls(), cls(alpha=0.37), cls(alpha=7.5)]
+    return [*out, sf.surrogate.PiecewiseLeakyReLU(alpha=2.0, c=0.1)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("s", _surrogate_instances(), ids=repr)
+def test_surrogate_formulas_match_grad(s: sf.surrogate.Surrogate, dtype: torch.dtype) -> None:
+    """The kernels' restatement of every built-in surrogate's derivative equals its ``grad``:
+    a dense grid, the kinks of the piecewise ones exactly, zero and large magnitudes."""
+    from spikeforge.kernels import _numba_cpu
+
+    found = _numba_cpu.surrogate_coefficients(s)
+    assert found is not None, f"{type(s).__name__} has no kernel formula"
+    kind, sp = cpu._surrogate_constants(s, dtype)
+    a = s.alpha
+    kinks = [1 / a, 1 / (2 * a), 1.0, 0.0]
+    x = torch.cat(
+        [
+            torch.linspace(-4, 4, 4001, dtype=dtype),
+            torch.tensor([k * sgn for k in kinks for sgn in (1, -1)], dtype=dtype),
+            torch.tensor([1e-30, -1e-30, 50.0, -50.0, 1e4], dtype=dtype),
+        ]
+    ).reshape(1, -1)
+    got = torch.empty_like(x)
+    _numba_cpu.surrogate_grad(kind, sp.numpy(), x.numpy(), got.numpy())
+    want = s.grad(x)
+    tol = {"rtol": 1e-12, "atol": 1e-300} if dtype == torch.float64 else {"rtol": 4e-7, "atol": 1e-30}
+    if isinstance(s, (sf.surrogate.Sigmoid, sf.surrogate.Erf, sf.surrogate.PiecewiseExp)):
+        tol = {"rtol": 1e-12 if dtype == torch.float64 else 2e-6, "atol": 1e-37}  # exp: libm vs torch's
+    torch.testing.assert_close(got, want, **tol)
+
+
+def test_every_builtin_surrogate_has_a_kernel_formula() -> None:
+    from spikeforge.kernels import _numba_cpu
+
+    assert sorted(_numba_cpu.SURROGATE_KINDS) == sorted(sf.surrogate.names())
 
 
 def test_upstream_broadcasts_are_not_copied() -> None:

@@ -24,9 +24,9 @@ never at ``import spikeforge``.
 from __future__ import annotations
 
 import importlib
-import itertools
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -189,57 +189,102 @@ def _big_empty(T: int, M: int, dt: torch.dtype) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- threads
-# Neurons are independent over the whole sequence, so the kernels take a column range and
-# can run on plain Python threads (numba ``nogil``). numba's own pools are not used: its
-# OpenMP layer loads a second libgomp next to torch's, and two runtimes spin-wait against
-# each other on few cores (measured 2-6x slower on 2 cores). The thread count follows
-# ``torch.get_num_threads()``, so ``OMP_NUM_THREADS=1`` gives serial kernels.
-#
-# Measured on 2 cores (n = 2048, T = 500, B = 16, one Linear + LIF): the forward (pure
-# numba, memory-bound) gains from 2 threads on large inputs (38 -> 26 ms), but on 4M
-# elements (n = 512) the hand-off to a core that torch's OpenMP workers still spin on after
-# the preceding GEMM lost (6.4 -> 11 ms). The backward interleaves torch surrogate tiles with
-# the kernel; on threads each tile must stay below ATen's grain size (or every thread starts
-# its own OpenMP team), and the GIL ping-pong of ~6 calls per tile ate the gain (108-128 ms
-# threaded vs 110 ms serial), so it runs serially unless ``_PAR_BACKWARD`` is set.
-_PAR_MIN_ELEMS = 1 << 23  # forward: below this a thread hand-off costs more than it saves
-_PAR_BACKWARD = False
-_ALIGN = 64  # column split points on whole cache lines (no false sharing of outputs)
+# Neurons are independent over the whole sequence, so the IF/LIF kernels take a column range
+# and split the columns between threads: on torch's own OpenMP team when its runtime exposes
+# ``GOMP_parallel`` (libgomp, and the GNU entry points of LLVM's libomp and Intel's
+# libiomp5), see the "torch's thread team" section of ``_numba_cpu``; otherwise on Python
+# threads calling the same C callback. numba's own pools are not used: its OpenMP layer loads
+# a second libgomp next to torch's, and two runtimes spin-wait against each other on few
+# cores (measured 2-6x slower on 2 cores). The thread count is ``torch.get_num_threads()``,
+# so ``torch.set_num_threads(1)`` / ``OMP_NUM_THREADS=1`` give serial kernels.
+_PAR_MIN_ELEMS = 1 << 18  # below this a team start-up costs more than it saves
+_CHUNKS_PER_THREAD = 4  # claimed dynamically: a thread that starts late takes fewer
+_MIN_CHUNK_COLS = 1024  # narrower rows per step stream badly (one page per step per array)
+_omp: Any = None  # torch's GOMP_parallel (ctypes), or False
 _pool: Any = None
 _pool_key: tuple[int, int] = (0, 0)
 
 
-def _workers(elems: int) -> int:
-    """Threads for a kernel over ``elems`` elements: torch's thread count, or 1 if small."""
-    return max(1, torch.get_num_threads()) if elems >= _PAR_MIN_ELEMS else 1
+def _gomp_parallel() -> Any:
+    """``GOMP_parallel`` of the OpenMP runtime torch loaded, or ``False`` (found once)."""
+    global _omp
+    if _omp is None:
+        _omp = False
+        try:
+            import ctypes
+            import os
+
+            with open("/proc/self/maps") as f:
+                libs = {ln.split()[-1] for ln in f if ln.rstrip().endswith((".so", ".so.1", ".so.5"))}
+            names = ("libgomp", "libiomp5", "libomp")
+            found = [p for p in libs if os.path.basename(p).startswith(names)]
+            torch_dir = os.path.dirname(torch.__file__)
+            found.sort(key=lambda p: not p.startswith(torch_dir))  # torch's own runtime first
+            if found:
+                fn = ctypes.CDLL(found[0]).GOMP_parallel
+                fn.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint)
+                fn.restype = None
+                _omp = fn
+        except (OSError, AttributeError):
+            _omp = False
+    return _omp
 
 
-def _split(m: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` contiguous column ranges covering ``0:m`` (fewer if ``m`` is small)."""
-    parts = max(1, min(parts, m // _ALIGN))
-    cuts = [0, *(((m * i // parts) // _ALIGN) * _ALIGN for i in range(1, parts)), m]
-    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+def _pack(args: list[Any], counter: np.ndarray, chunks: int, m: int) -> np.ndarray:
+    """Kernel arguments as the int64 array the C callbacks unpack (see ``_numba_cpu``)."""
+    vals = [counter.ctypes.data, chunks, m]
+    for a in args:
+        if isinstance(a, np.ndarray):
+            if not a.flags.c_contiguous:
+                raise ValueError("the CPU kernels need C-contiguous arrays")
+            vals += [a.ctypes.data, a.shape[0], a.shape[1] if a.ndim == 2 else 0]
+        else:
+            vals += [int(a), 0, 0]
+    return np.array(vals, dtype=np.int64)
 
 
-def _parallel(fn: Any, ranges: list[tuple[int, int]]) -> None:
-    """Run ``fn(lo, hi)`` for every range: the first on this thread, the rest on the pool."""
-    global _pool, _pool_key
-    if len(ranges) == 1:
-        fn(*ranges[0])
-        return
-    import os
-    from concurrent.futures import ThreadPoolExecutor
+def _run_columns(kernel: str, args: list[Any], m: int, elems: int) -> None:
+    """``_kern.<kernel>(*args, lo, hi)`` over every column of ``0:m``, threaded when large.
 
-    key = (os.getpid(), len(ranges) - 1)  # a forked child must not reuse the parent's pool
-    if _pool is None or _pool_key != key:
-        _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="spikeforge-cpu")
-        _pool_key = key
-    futs = [_pool.submit(fn, lo, hi) for lo, hi in ranges[1:]]
-    try:
-        fn(*ranges[0])
-    finally:
-        for f in futs:
-            f.result()
+    Always through the kernel's C callback (one compiled artifact per kernel and dtype,
+    whether or not threads are used).
+
+    Args:
+        kernel: ``"lif_forward"`` or ``"lif_backward"`` (whose last two arguments are
+            ``lo, hi``).
+        args: the other arguments: C-contiguous numpy arrays of one dtype, and integers.
+        m: number of columns. elems: the work, about ``T * m``.
+    """
+    workers = max(1, torch.get_num_threads()) if elems >= _PAR_MIN_ELEMS else 1
+    chunks = max(1, min(workers * _CHUNKS_PER_THREAD, m // _MIN_CHUNK_COLS))
+    workers = min(workers, chunks)
+    is64 = next(a for a in args if isinstance(a, np.ndarray)).dtype == np.float64
+    counter = np.zeros(1, dtype=np.int64)
+    data = _pack(args, counter, chunks, m)
+    body = _kern.team(kernel, is64)
+    ptr = data.ctypes.data
+    gomp = _gomp_parallel() if workers > 1 else None
+    if workers == 1:
+        body.ctypes(ptr)
+    elif gomp:
+        gomp(body.address, ptr, workers, 0)
+    else:
+        global _pool, _pool_key
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        key = (os.getpid(), workers - 1)  # a forked child must not reuse the parent's pool
+        if _pool is None or _pool_key != key:
+            _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="spikeforge-cpu")
+            _pool_key = key
+        futs = [_pool.submit(body.ctypes, ptr) for _ in range(workers - 1)]
+        try:
+            body.ctypes(ptr)  # ctypes releases the GIL during the call
+        finally:
+            for f in futs:
+                f.result()
+    if counter[0] < chunks:  # every chunk is claimed exactly once, or a thread failed to start
+        raise RuntimeError(f"spikeforge CPU kernel {kernel}: {counter[0]} of {chunks} column chunks ran")
 
 
 _PARAM_NAMES = ("beta", "beta_syn", "v_th", "v_reset", "v_leak", "rho", "adapt")
@@ -274,9 +319,33 @@ class _Fused(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grad = cfg.grad and any(needs[1:])
         v0f = v0.detach().reshape(M).contiguous()
-        c0f = torch.zeros(M, dtype=dt) if c0 is None else c0.detach().reshape(M).contiguous()
-        empty = torch.empty(0, 0, dtype=dt)
+        v_out = torch.empty(M, dtype=dt)
         out = _big_empty(T, M, dt)
+        empty = torch.empty(0, 0, dtype=dt)
+        ctx.fast = cfg.spk and not (cfg.syn or cfg.ada or cfg.delay) and cfg.binary
+        if ctx.fast:
+            # A built-in surrogate is evaluated inside the backward kernel, which re-runs the
+            # forward from membrane checkpoints; a user's surrogate needs h - v_th stored.
+            known = grad and _kern.surrogate_coefficients(cfg.surrogate) is not None
+            hs = _big_empty(T, M, dt) if (grad and not known) else empty
+            vck = torch.empty((T + _kern.CHECKPOINT - 1) // _kern.CHECKPOINT if known else 0, M, dtype=dt)
+            arrs["kvl"] = arrs["k"] * arrs["vl"]
+            a = [_np(t) for t in (x2, v0f, arrs["beta"], arrs["kvl"], arrs["g"], arrs["vth"])]
+            a += [_np(t) for t in (arrs["vr"], arrs["cst"], out, hs, vck, v_out)]
+            _run_columns("lif_forward", [*a, cfg.reset, int(hs.numel() > 0), int(known)], M, T * M)
+            if grad:
+                # The input is saved in place of a [T, M] history (no copy unless xs was
+                # strided); it shares xs's version counter, so an in-place change of xs
+                # before backward is reported by autograd.
+                ctx.save_for_backward(hs, vck, x2, v0f)
+                ctx.cfg = cfg
+                ctx.arrs = arrs
+                ctx.shapes = (xs.shape, [None if p is None else p.shape for p in params])
+                ctx.has_c = False
+            c_final = torch.empty(0, dtype=dt)
+            ctx.mark_non_differentiable(c_final)
+            return out.view(xs.shape), v_out.view(feat), c_final
+        c0f = torch.zeros(M, dtype=dt) if c0 is None else c0.detach().reshape(M).contiguous()
         if not cfg.spk or not cfg.binary:
             hs = out  # the output already is h (LI) or h - theta (graded output)
         else:
@@ -288,39 +357,28 @@ class _Fused(torch.autograd.Function):
             d_hist = empty
         else:  # without a synaptic current the drive is the input itself: keep it, no copy
             d_hist = _big_empty(T, M, dt) if cfg.syn else x2
-        v_out = torch.empty(M, dtype=dt)
         c_out = torch.empty(M, dtype=dt)
-        fast = cfg.spk and not (cfg.syn or cfg.ada or cfg.delay) and cfg.binary
-        ctx.fast = fast
-        if fast:
-            a = [_np(t) for t in (x2, v0f, arrs["beta"], arrs["k"] * arrs["vl"], arrs["g"], arrs["vth"])]
-            a += [_np(t) for t in (arrs["vr"], arrs["cst"], out, hs, v_out)]
-            _parallel(
-                lambda lo, hi: _kern.lif_forward(*a, cfg.reset, int(grad), lo, hi),
-                _split(M, _workers(T * M)),
-            )
-        else:
-            _kern.forward(
-                _np(x2),
-                _np(v0f),
-                _np(c0f),
-                *(_np(arrs[n]) for n in ("beta", "k", "g", "vl", "vth", "vr", "bs", "rho", "adapt", "cst")),
-                _np(out),
-                _np(hs),
-                _np(a_hist),
-                _np(d_hist),
-                _np(v_out),
-                _np(c_out),
-                cfg.spk,
-                cfg.syn,
-                cfg.ada,
-                cfg.reset,
-                cfg.delay,
-                cfg.binary,
-                int(grad or hs is out),
-                int(a_hist.numel() > 0),
-                int(d_hist.numel() > 0 and bool(cfg.syn)),
-            )
+        _kern.forward(
+            _np(x2),
+            _np(v0f),
+            _np(c0f),
+            *(_np(arrs[n]) for n in ("beta", "k", "g", "vl", "vth", "vr", "bs", "rho", "adapt", "cst")),
+            _np(out),
+            _np(hs),
+            _np(a_hist),
+            _np(d_hist),
+            _np(v_out),
+            _np(c_out),
+            cfg.spk,
+            cfg.syn,
+            cfg.ada,
+            cfg.reset,
+            cfg.delay,
+            cfg.binary,
+            int(grad or hs is out),
+            int(a_hist.numel() > 0),
+            int(d_hist.numel() > 0 and bool(cfg.syn)),
+        )
         outs = out.view(xs.shape)
         c_final = c_out.view(feat) if c0 is not None else c_out[:0]
         if c0 is None:
@@ -365,11 +423,19 @@ class _Fused(torch.autograd.Function):
         else:
             sgr0 = torch.empty(0, dtype=dt)
         rows = max(1, _CHUNK_ELEMS // max(M, 1))
+        kind, sp = _surrogate_constants(sur, dt) if cfg.spk else (-1, empty)
+        sg_buf = torch.empty(min(T, rows + 1), M, dtype=dt) if kind >= 0 else empty
         t1 = T
         while t1 > 0:
             t0 = max(0, t1 - rows)
             off = 1 if (cfg.spk and cfg.delay and t0 > 0) else 0
-            sg = sur.grad(hs[t0 - off : t1]).to(dt).contiguous() if cfg.spk else empty
+            if not cfg.spk:
+                sg = empty
+            elif kind >= 0:  # a built-in surrogate: its derivative in numba, no torch temporaries
+                sg = sg_buf[: t1 - t0 + off]
+                _kern.surrogate_grad(kind, _np(sp), _np(hs[t0 - off : t1]), _np(sg))
+            else:
+                sg = sur.grad(hs[t0 - off : t1]).to(dt).contiguous()
             if g_out is None:
                 go = torch.zeros(t1 - t0, M, dtype=dt)
             else:
@@ -405,12 +471,9 @@ class _Fused(torch.autograd.Function):
         return _pack_grads(ctx, gx, gvn, gcn, acc)
 
 
-# Elements of one surrogate tile in the fast backward: the surrogate's torch temporaries
-# stay in L2 and the kernel then reads the tile while it is still there. With several
-# threads a tile stays at or below ATen's grain size (32768) so torch runs it inline on the
-# calling thread instead of starting an OpenMP team per thread.
-_TILE_SERIAL = 1 << 16
-_TILE_THREADED = 1 << 15
+# Elements of one surrogate tile in the fast backward (a user's surrogate only): the
+# surrogate's torch temporaries stay in L2 and the kernel reads the tile while it is there.
+_TILE = 1 << 16
 
 
 def _upstream(g_out: Tensor | None, T: int, M: int, dt: torch.dtype) -> tuple[Tensor, int, int]:
@@ -432,9 +495,24 @@ def _upstream(g_out: Tensor | None, T: int, M: int, dt: torch.dtype) -> tuple[Te
     return g2.contiguous(), 1, 0
 
 
+def _surrogate_constants(sur: Any, dt: torch.dtype) -> tuple[int, Tensor]:
+    """``(kind, sp)`` for the kernels' in-loop surrogate (``kind = -1``: not a built-in one).
+
+    ``sp = [p0, p1, p2, 1, 0]`` in ``dt``: the surrogate's constants rounded to the dtype as
+    torch rounds a Python scalar, then the typed one and zero the formulas need.
+    """
+    found = _kern.surrogate_coefficients(sur)
+    kind, p = (-1, (0.0, 0.0, 0.0)) if found is None else found
+    return kind, torch.tensor([*p, 1.0, 0.0], dtype=dt)
+
+
 def _fast_backward(ctx: Any, g_out: Tensor | None, g_v: Tensor | None) -> tuple[Tensor | None, ...]:
-    """Backward of the IF/LIF fast path: surrogate tiles in torch, adjoint in numba, by columns."""
-    hs, _, d_hist, v0f = ctx.saved_tensors
+    """Backward of the IF/LIF fast path: one numba pass per column range (threads split columns).
+
+    A surrogate the kernel does not know (a user's subclass) is evaluated by torch on tiles
+    of the stored ``h - v_th`` that the kernel consumes while they are still in L2.
+    """
+    hs, vck, x2, v0f = ctx.saved_tensors
     cfg: _Cfg = ctx.cfg
     arrs = ctx.arrs
     xs_shape = ctx.shapes[0]
@@ -451,24 +529,24 @@ def _fast_backward(ctx: Any, g_out: Tensor | None, g_v: Tensor | None) -> tuple[
     gx = _big_empty(T, M, dt)
     go, go_t, go_scalar = _upstream(g_out, T, M, dt)
     coef = torch.tensor([0, 1, cfg.reset == 0, cfg.reset == 1, 1 - cfg.det, cfg.td, cfg.di], dtype=dt)
-    ranges = _split(M, _workers(T * M) if _PAR_BACKWARD else 1)
-    tile = _TILE_SERIAL if len(ranges) == 1 else _TILE_THREADED
-    fixed = [_np(t) for t in (hs, d_hist)]
-    rest = [go_t, go_scalar, _np(gx), _np(v0f)]
-    rest += [_np(arrs[n]) for n in ("beta", "k", "g", "vl", "vth", "vr")]
-    rest += [_np(coef), _np(gvn), *(_np(acc[n]) for n in names), int(d_hist.numel() > 0), int(need_p)]
-    gon = _np(go)
-
-    def task(lo: int, hi: int) -> None:
-        for c0 in range(lo, hi, tile):
-            c1 = min(hi, c0 + tile)
-            rows = max(1, tile // (c1 - c0))
+    kind, sp = _surrogate_constants(sur, dt)
+    head = [_np(x2), _np(vck), _np(hs), kind, _np(sp)]
+    rest = [_np(go), go_t, go_scalar, _np(gx), _np(v0f)]
+    rest += [_np(arrs[n]) for n in ("beta", "kvl", "k", "g", "vl", "vth", "vr")]
+    rest += [_np(coef), _np(gvn), *(_np(acc[n]) for n in names), cfg.reset, int(need_p)]
+    if kind >= 0:
+        no_tile = torch.empty(0, 0, dtype=dt).numpy()
+        _run_columns("lif_backward", [0, T, *head, no_tile, *rest], M, T * M)
+    else:
+        # A user's surrogate runs torch on each tile, on one thread: tiles in threads would
+        # each start an OpenMP team, and the GIL is taken several times per tile.
+        for c0 in range(0, M, _TILE):
+            c1 = min(M, c0 + _TILE)
+            rows = max(1, _TILE // (c1 - c0))
             for t1 in range(T, 0, -rows):
                 t0 = max(0, t1 - rows)
                 sg = sur.grad(hs[t0:t1, c0:c1]).to(dt).contiguous()  # hs needs no grad: no detach
-                _kern.lif_backward(t0, t1, c0, c1, *fixed, sg.numpy(), gon, *rest)
-
-    _parallel(task, ranges)
+                _kern.lif_backward(t0, t1, *head, sg.numpy(), *rest, c0, c1)
     return _pack_grads(ctx, gx, gvn, None, acc)
 
 

@@ -23,7 +23,6 @@ pytest.importorskip("numba")
 from spikeforge.kernels import cpu
 
 
-
 class UserSurrogate(sf.surrogate.ATan):
     """A user's subclass: the kernels do not know its ``grad`` and must call it (torch tiles)."""
 
@@ -314,7 +313,9 @@ def test_threaded_fast_path_matches_reference(
     else:
         gomp = cpu._gomp_parallel()
         assert gomp, "torch's OpenMP runtime should be found on Linux"
-        monkeypatch.setattr(cpu, "_omp", lambda fn, data, n, flags: calls.append(n) or gomp(fn, data, n, flags))
+        monkeypatch.setattr(
+            cpu, "_omp", lambda fn, data, n, flags: calls.append(n) or gomp(fn, data, n, flags)
+        )
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -382,6 +383,7 @@ def test_surrogate_formulas_match_grad(s: sf.surrogate.Surrogate, dtype: torch.d
     a dense grid, the kinks of the piecewise ones exactly, zero and large magnitudes."""
     from spikeforge.kernels import _numba_cpu
 
+    cpu.load()
     found = _numba_cpu.surrogate_coefficients(s)
     assert found is not None, f"{type(s).__name__} has no kernel formula"
     kind, sp = cpu._surrogate_constants(s, dtype)
@@ -425,16 +427,17 @@ def test_upstream_broadcasts_are_not_copied() -> None:
 
 
 def test_fast_path_across_column_blocks() -> None:
-    """More neurons than one block of the IF/LIF kernels (a ragged second block), learnt
-    per-neuron parameters, against the reference."""
+    """More neurons than one column block of the IF/LIF kernels (a ragged second), learnt
+    per-neuron parameters, T spanning several membrane checkpoints, against the reference."""
     from spikeforge.kernels import _numba_cpu
 
     B, F = 3, _numba_cpu.FAST_BLOCK // 3 + 40
     assert B * F > _numba_cpu.FAST_BLOCK
     lif = sf.LIF(reset="soft", shape=(F,), learn=("beta", "v_th", "v_leak"))
     gen = torch.Generator().manual_seed(0)
-    xs = (torch.randn(4, B, F, generator=gen) + 0.5).requires_grad_()
-    w = torch.randn(4, B, F, generator=gen)
+    T = 2 * _numba_cpu.CHECKPOINT + 3
+    xs = (torch.randn(T, B, F, generator=gen) + 0.5).requires_grad_()
+    w = torch.randn(T, B, F, generator=gen)
     res = {}
     for backend in ("reference", "numba"):
         with kernels.use(backend):

@@ -6,6 +6,9 @@ Two benchmarks, each library measured in its own subprocess so that peak residen
 * **layer** (the Open Neuromorphic setup): ``Linear(n, n)`` then one LIF layer, input
   ``[T, B, n]``, loss = sum of output spikes, forward + backward. Reported: median time per
   iteration and peak RSS, and both as a ratio to the bare ``Linear`` (same loss on its output).
+  The time ratio is the median over iterations of (library / bare Linear) with the two
+  alternating in the library's process, so both see the same machine conditions; the memory
+  ratio divides by the peak RSS of a process that ran only the bare Linear.
 * **conv**: training throughput (samples/s, forward + backward + Adam step) of a small conv
   SNN, ``T = 4`` steps, batch 64, direct encoding (the same image at every step). Each library
   runs its own LIF; convolutions and pooling are plain torch applied to the time-folded batch
@@ -121,22 +124,32 @@ def _layer_worker(lib: str, n: int, T: int, B: int, repeats: int) -> dict[str, A
     xs = torch.randn(T, B, n)
     neuron = None if lib == "linear" else _layer_neuron(lib)
 
-    def it() -> None:
+    def it(with_neuron: bool) -> float:
+        t0 = time.perf_counter()
         y = lin(xs)
-        out = y if neuron is None else neuron(y)
+        out = neuron(y) if with_neuron else y
         del y
         out.sum().backward()
         lin.weight.grad = lin.bias.grad = None
+        return time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    it()  # warm-up (includes the one-off kernel load / JIT cache read)
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        it()
-        times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "first_s": first, "peak_rss_mb": _peak_rss_mb()}
+    first = it(neuron is not None)  # warm-up (includes the one-off kernel load / JIT cache read)
+    if neuron is None:
+        times = [it(False) for _ in range(repeats)]
+        return {"median_s": statistics.median(times), "first_s": first, "peak_rss_mb": _peak_rss_mb()}
+    # The ratio to the bare Linear is measured here too, alternating the two: on a shared
+    # machine the speed drifts over seconds, and pairs measured back to back see the same
+    # conditions. (The bare Linear's iteration allocates a subset of this one's memory, so
+    # the peak RSS is still this library's.)
+    it(False)
+    pairs = [(it(False), it(True)) for _ in range(repeats)]
+    return {
+        "median_s": statistics.median(b for _, b in pairs),
+        "linear_s": statistics.median(a for a, _ in pairs),
+        "paired_x": statistics.median(b / a for a, b in pairs),
+        "first_s": first,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 class _ConvSNN:
@@ -225,7 +238,8 @@ def run_layer(
         timeout: seconds allowed per subprocess.
 
     Returns:
-        Rows with keys ``n, lib, median_s, peak_rss_mb, time_x, mem_x`` (or ``error``).
+        Rows with keys ``n, lib, median_s, peak_rss_mb, time_x, mem_x`` (or ``error``); a
+        library's row also has ``linear_s``, the bare Linear's median in its own process.
     """
     rows = []
     for n in sizes:
@@ -234,7 +248,7 @@ def run_layer(
         for lib in libs:
             r = _spawn({"kind": "layer", "lib": lib, "n": n, "T": T, "B": B, "repeats": repeats}, timeout)
             if "error" not in r and "error" not in base:
-                r["time_x"] = r["median_s"] / base["median_s"]
+                r["time_x"] = r["paired_x"]
                 r["mem_x"] = r["peak_rss_mb"] / base["peak_rss_mb"]
             rows.append({"n": n, "lib": lib, **r})
         if "error" not in base:
@@ -274,7 +288,7 @@ def _fmt_conv_row(r: dict[str, Any]) -> str:
 
 def _write(out: Path, layer: list[dict[str, Any]], conv: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    lcols = ["n", "lib", "median_s", "time_x", "peak_rss_mb", "mem_x", "first_s", "error"]
+    lcols = ["n", "lib", "median_s", "linear_s", "time_x", "peak_rss_mb", "mem_x", "first_s", "error"]
     ccols = ["lib", "samples_per_s", "median_s", "peak_rss_mb", "error"]
     for name, rows, cols in (("layer.csv", layer, lcols), ("conv.csv", conv, ccols)):
         with open(out / name, "w", newline="") as f:

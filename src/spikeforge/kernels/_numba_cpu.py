@@ -461,6 +461,26 @@ def _lif_step_rows(reset, xr, v, bb, kk, gg, th, rr, orow, srow, one, zero):
             srow[j] = s
 
 
+@njit(inline="always")
+def _tile(src: np.ndarray, b0: int, n: int) -> np.ndarray:
+    """Columns ``b0 .. b0 + n`` of a per-neuron parameter that repeats every ``len(src)``.
+
+    The IF/LIF kernels take parameters per feature (``[features]``, repeating over the batch
+    part of the flattened ``[B, *features]`` columns), not per column: for a conv layer at few
+    steps, ``M``-long parameter arrays cost as much to build as the layer itself.
+    """
+    p = src.shape[0]
+    dst = np.empty(n, src.dtype)
+    i = b0 % p
+    j = 0
+    while j < n:
+        c = min(n - j, p - i)
+        dst[j : j + c] = src[i : i + c]
+        j += c
+        i = 0
+    return dst
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def lif_forward(
     x: np.ndarray,
@@ -483,6 +503,9 @@ def lif_forward(
 ) -> None:
     """IF/LIF forward over columns ``lo:hi``; ``kvl = (1 - beta) v_leak`` is precomputed.
 
+    ``beta, kvl, g, vth, vr`` are per feature: column ``m`` uses entry ``m % len`` (see
+    :func:`_tile`).
+
     Saves ``h - v_th`` of every step into ``hs`` if ``store_hs``, and the membrane entering
     every ``CHECKPOINT``-th step into ``vck`` if ``store_ck``.
     """
@@ -495,11 +518,11 @@ def lif_forward(
         b1 = min(b0 + FAST_BLOCK, hi)
         n = b1 - b0
         v = v0[b0:b1].copy()
-        bb = beta[b0:b1].copy()
-        kk = kvl[b0:b1].copy()
-        gg = g[b0:b1].copy()
-        th = vth[b0:b1].copy()
-        rr = vr[b0:b1].copy()
+        bb = _tile(beta, b0, n)
+        kk = _tile(kvl, b0, n)
+        gg = _tile(g, b0, n)
+        th = _tile(vth, b0, n)
+        rr = _tile(vr, b0, n)
         for t in range(T):
             if store_ck and t % CHECKPOINT == 0:
                 vck[t // CHECKPOINT, b0:b1] = v
@@ -580,20 +603,20 @@ def lif_backward(
     for b0 in range(lo, hi, FAST_BLOCK):
         n = min(FAST_BLOCK, hi - b0)
         s0 = b0 - lo
-        tb = td * beta[b0 : b0 + n]  # carried gradient factor: gv' = td beta gh
-        gg = g[b0 : b0 + n].copy()
-        th = vth[b0 : b0 + n].copy()
-        rr = vr[b0 : b0 + n].copy()
+        bb = _tile(beta, b0, n)
+        tb = td * bb  # carried gradient factor: gv' = td beta gh
+        gg = _tile(g, b0, n)
+        th = _tile(vth, b0, n)
+        rr = _tile(vr, b0, n)
         # gz = go - cr gv with cr = (1 - det)(hard (h - v_reset) + soft v_th); h = s + v_th.
         ch = ndet * hard
         cc = ndet * (hard * (th - rr) + soft * th)
         gv = gvn[b0 : b0 + n].copy()
-        bb = beta[b0 : b0 + n].copy()
-        kv = kvl[b0 : b0 + n].copy()
+        kv = _tile(kvl, b0, n)
         vseg = np.empty(n, dt)
         np_ = n if need_p else 0  # parameter-gradient arrays are empty when not needed
-        kk = k[b0 : b0 + np_].copy()
-        ll = vl[b0 : b0 + np_].copy()
+        kk = _tile(k, b0, np_)
+        ll = _tile(vl, b0, np_)
         a_beta = np.zeros(np_, dt)
         a_vl = np.zeros(np_, dt)
         a_th = np.zeros(np_, dt)

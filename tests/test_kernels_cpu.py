@@ -94,6 +94,23 @@ def _vals(per_neuron: bool, base: float, spread: float) -> float | torch.Tensor:
     return torch.tensor([base - spread, base, base + spread]) if per_neuron else base
 
 
+def assert_matches_reference(
+    neuron: sf.Neuron, xs: torch.Tensor, loss: Any, spikes: bool = True
+) -> torch.Tensor:
+    """Run ``neuron`` on the reference and the numba backend: equal outputs (spikes exactly),
+    close gradients of ``loss(out)`` w.r.t. the input and every parameter. Returns the output."""
+    res = {}
+    for backend in ("reference", "numba"):
+        with kernels.use(backend):
+            out = neuron(xs)
+        res[backend] = (out, torch.autograd.grad(loss(out), [xs, *neuron.parameters()]))
+    if spikes:
+        assert torch.equal(res["reference"][0], res["numba"][0])
+    for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    return res["numba"][0]
+
+
 def make_neuron(fam: str, c: dict[str, Any]) -> sf.Neuron:
     cls = sf.get_neuron(fam)
     pn = c["per_neuron"]
@@ -208,16 +225,9 @@ def test_parity_across_blocks_and_backward_chunks(fam: str, monkeypatch: pytest.
     gen = torch.Generator().manual_seed(0)
     xs = (torch.randn(9, B, F, generator=gen) + 0.5).requires_grad_()
     w = torch.randn(9, B, F, generator=gen)
-    outs = {}
-    for backend in ("reference", "numba"):
-        with kernels.use(backend):
-            out = neuron(xs)
-        outs[backend] = (out, torch.autograd.grad((out * w).sum(), [xs, *neuron.parameters()]))
+    out = assert_matches_reference(neuron, xs, lambda out: (out * w).sum(), spikes=fam != "li")
     if fam != "li":
-        assert torch.equal(outs["reference"][0], outs["numba"][0])
-        assert outs["numba"][0].sum() > 0, "test input should make the neurons spike"
-    for a, b in zip(outs["numba"][1], outs["reference"][1], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        assert out.sum() > 0, "test input should make the neurons spike"
 
 
 def test_used_by_default_on_cpu_and_matches_reference() -> None:
@@ -326,23 +336,16 @@ def test_threaded_fast_path_matches_reference(
         T = 2 * _numba_cpu.CHECKPOINT + 5
         xs = (torch.randn(T, 3, 401, generator=gen) + 0.5).requires_grad_()
         w = torch.randn(T, 3, 802, generator=gen)[..., ::2]
-        res = {}
-        for backend in ("reference", "numba"):
-            with kernels.use(backend):
-                out = neuron(xs)
-            loss = {
-                "sum": out.sum(),
-                "sum_over_time": (out.sum(0) * w[0]).sum(),
-                "weighted_strided": (out * w).sum(),
-            }[upstream]
-            res[backend] = (out, torch.autograd.grad(loss, [xs, *neuron.parameters()]))
+        losses = {
+            "sum": lambda out: out.sum(),
+            "sum_over_time": lambda out: (out.sum(0) * w[0]).sum(),
+            "weighted_strided": lambda out: (out * w).sum(),
+        }
+        assert_matches_reference(neuron, xs, losses[upstream])
         if runner == "openmp":
             assert calls == [2, 2], "forward and backward should each have run on a 2-thread team"
         else:
             assert cpu._pool is not None and cpu._pool_key[1] == 1
-        assert torch.equal(res["reference"][0], res["numba"][0])
-        for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     finally:
         torch.set_num_threads(threads)
 
@@ -358,14 +361,7 @@ def test_user_surrogate_runs_on_small_tiles(monkeypatch: pytest.MonkeyPatch) -> 
     gen = torch.Generator().manual_seed(0)
     xs = (torch.randn(23, 3, 401, generator=gen) + 0.5).requires_grad_()
     w = torch.randn(23, 3, 401, generator=gen)
-    res = {}
-    for backend in ("reference", "numba"):
-        with kernels.use(backend):
-            out = lif(xs)
-        res[backend] = (out, torch.autograd.grad((out * w).sum(), [xs, *lif.parameters()]))
-    assert torch.equal(res["reference"][0], res["numba"][0])
-    for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_matches_reference(lif, xs, lambda out: (out * w).sum())
 
 
 def _surrogate_instances() -> list[sf.surrogate.Surrogate]:
@@ -438,11 +434,4 @@ def test_fast_path_across_column_blocks() -> None:
     T = 2 * _numba_cpu.CHECKPOINT + 3
     xs = (torch.randn(T, B, F, generator=gen) + 0.5).requires_grad_()
     w = torch.randn(T, B, F, generator=gen)
-    res = {}
-    for backend in ("reference", "numba"):
-        with kernels.use(backend):
-            out = lif(xs)
-        res[backend] = (out, torch.autograd.grad((out * w).sum(), [xs, *lif.parameters()]))
-    assert torch.equal(res["reference"][0], res["numba"][0])
-    for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_matches_reference(lif, xs, lambda out: (out * w).sum())

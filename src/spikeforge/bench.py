@@ -354,20 +354,22 @@ def _write(out: Path, layer: list[dict[str, Any]], conv: list[dict[str, Any]], m
 
 def main(args: argparse.Namespace) -> int:
     """Run the benchmarks described by parsed ``args`` (see :func:`add_parser`); returns an exit code."""
+
+    def given(value: Any, default: Any) -> Any:  # 0 is a value (refused below), not "unset"
+        return default if value is None else value
+
     if args.quick:
+        # the machine is often shared: 3 samples made medians jump 2x
         sizes, T, repeats, steps = (
-            args.sizes or [512, 2048],
-            args.T or 100,
-            args.repeats or 5,  # the machine is often shared: 3 samples made medians jump 2x
-            args.steps or 3,
+            given(args.sizes, [512, 2048]),
+            given(args.T, 100),
+            given(args.repeats, 5),
+            3,
         )
     else:
-        sizes, T, repeats, steps = (
-            args.sizes or [512, 2048, 4096],
-            args.T or 500,
-            args.repeats or 5,
-            args.steps or 10,
-        )
+        sizes, T, repeats = given(args.sizes, [512, 2048, 4096]), given(args.T, 500), given(args.repeats, 11)
+        steps = 10
+    steps = given(args.steps, steps)
     for name, v in (
         ("T", T),
         ("B", args.B),
@@ -426,7 +428,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=int, nargs="+", help="layer widths n (default 512 2048 4096)")
     p.add_argument("-T", type=int, help="time steps of the layer benchmark (default 500; quick 100)")
     p.add_argument("-B", type=int, default=16, help="batch size of the layer benchmark (default 16)")
-    p.add_argument("--repeats", type=int, help="timed iterations per layer measurement (default 5)")
+    p.add_argument("--repeats", type=int, help="timed iterations per layer measurement (default 11; quick 5)")
     p.add_argument("--steps", type=int, help="timed training steps of the conv benchmark (default 10)")
     p.add_argument("--libs", nargs="+", default=list(LIBS), help=f"libraries (default: {' '.join(LIBS)})")
     p.add_argument("--only", nargs="+", default=["layer", "conv"], choices=["layer", "conv"])

@@ -15,12 +15,14 @@ reference (so spikes match exactly); the scalars ``zero``/``one`` come from ``cs
 Python literal would promote float32 arithmetic to float64.
 
 Layout: all ``[T, M]`` arrays are C-contiguous with ``M`` the flattened ``[B, *features]``;
-per-neuron parameters are ``[M]``. Work is split over blocks of neurons and, inside a
-block, the time loop is outside the neuron loop so each step reads one contiguous run of
-memory. The generic loops take their flags as runtime integers (one compiled
-specialisation per dtype); the IF/LIF loops at the end hoist them out of the neuron loop so
-it vectorises, and take a column range so :mod:`spikeforge.kernels.cpu` can split neurons
-between threads (they release the GIL).
+per-neuron parameters are ``[M]`` for the generic loops and ``[features]`` (repeating over
+the batch) for the IF/LIF ones. Work is split over blocks of neurons and, inside a block,
+the time loop is outside the neuron loop so each step reads one contiguous run of memory.
+The generic loops take their flags as runtime integers (one compiled specialisation per
+dtype); the IF/LIF loops hoist them out of the neuron loop so it vectorises, evaluate the
+surrogate derivative themselves (section "surrogates"), and take a column range so
+:mod:`spikeforge.kernels.cpu` can split neurons between threads (section "torch's thread
+team").
 """
 
 from __future__ import annotations

@@ -3,17 +3,22 @@
 Why: the reference :func:`~spikeforge.functional.scan` runs ``T`` Python steps and records
 an autograd graph of ~10 ops per step; on a CPU that overhead dominates an SNN layer. Here
 one :class:`torch.autograd.Function` runs the time loop for all neurons in a compiled
-loop (split over threads by neuron columns where that measured faster), and its backward
-runs one reverse-time loop, with no per-step graph.
+loop, and its backward runs one reverse-time loop, with no per-step graph.
 
-What is saved for backward: ``h - theta`` per step (the pre-spike membrane minus threshold;
-spikes are ``>= 0`` of it, the carried membrane is recomputed from it), plus the pre-step
-adaptation for ALIF and the drive only when a decay that multiplies it is learnt. The
-surrogate derivative is *not* rewritten here: backward calls ``options.surrogate.grad`` on
-chunks of the saved tensor with torch, so every surrogate has one definition, and chunking
-keeps its temporaries small (for IF/LIF, tiles of 64K values that the numba backward reads
-while they are still in L2). An upstream gradient that is a broadcast (``out.sum()``'s is
-one scalar expanded to ``[T, B, ...]``) is passed as that scalar or row, never copied.
+IF and LIF with spike output (the common case) take a fast path: the forward saves only
+the membrane every ``CHECKPOINT`` steps (the input is kept by reference, not copied); the
+backward re-runs each segment from its checkpoint and evaluates the surrogate derivative in
+the same pass, with the formulas of ``_numba_cpu.surrogate_row`` (a restatement of each
+built-in surrogate's ``grad``, guarded by a test over every surrogate and both dtypes).
+A user's own surrogate class keeps one definition: then ``h - theta`` is saved and its
+``grad`` runs in torch on tiles of 64K values that the kernel reads while they are in L2.
+Both directions split neuron columns over torch's OpenMP team (see "threads" below).
+
+The other families and options (synaptic current, adaptation, delayed reset, graded output)
+save ``h - theta`` per step, plus the pre-step adaptation for ALIF and the drive only when a
+decay that multiplies it is learnt, and run serially. An upstream gradient that is a
+broadcast (``out.sum()``'s is one scalar expanded to ``[T, B, ...]``) is passed as that
+scalar or row, never copied.
 
 The math mirrors :func:`spikeforge.neurons._base.integrate` and each ``*_step`` function;
 ``tests/test_kernels_cpu.py`` checks outputs and every gradient against the reference over
@@ -153,15 +158,18 @@ def _np(t: Tensor) -> Any:
 
 
 # ----------------------------------------------------------------------------- big buffers
-# Every [T, M] buffer here is fresh memory that the kernel then touches page by page: at
-# 4 KB pages that is one page fault per 1024 float32 values (measured ~1 ms per 16 MB on
-# the benchmark machine, several passes' worth). Where the kernel allows transparent huge
-# pages on request (``madvise`` mode, the common default), ask for them on these buffers only.
-# Measured (Linear + LIF, 2 cores, full iteration / bare Linear): n = 2048 (64 MB buffers)
-# 1.30x -> 1.14x, n = 512 1.73x -> 1.64x, but n = 4096 (131 MB buffers) 1.18x -> 1.36x with
-# no compaction stalls recorded; the cause is not understood, so only buffers up to
-# ``_HUGE_MAX`` are advised.
+# A [T, M] buffer above glibc's largest mmap threshold (32 MB) is a fresh mapping on every
+# call, which the kernel then faults in page by page: at 4 KB pages one fault per 1024
+# float32 values (~1 ms per 16 MB measured here). Where the OS grants transparent huge pages
+# on request (``madvise`` mode, the common default), ask for them on such buffers. Smaller
+# buffers are reused heap memory with no faults to save, and advising them made faults
+# appear (Linear(512) + LIF, T = 500, 16 MB buffers: ~430 faults and 9 ms instead of 0 and
+# 4 ms per forward; 1.26-1.29x the bare Linear without advice, 1.42-1.56x with). Measured on
+# 2 cores, time / bare Linear: n = 2048 (64 MB buffers) 1.12-1.13x without, 1.06-1.09x with;
+# n = 4096 (128 MB) 1.04-1.06x without, 1.17-1.20x with (cause not understood), hence the
+# upper bound. A heuristic fitted to one machine: both bounds are constants to revisit.
 _HUGE = 2 << 20
+_HUGE_MIN = (32 << 20) + 1
 _HUGE_MAX = 64 << 20
 _madvise: Any = None  # the libc function, False if unavailable
 
@@ -171,7 +179,7 @@ def _big_empty(T: int, M: int, dt: torch.dtype) -> Tensor:
     global _madvise
     t = torch.empty(T, M, dtype=dt)
     nbytes = t.numel() * t.element_size()
-    if nbytes < 4 * _HUGE or nbytes > _HUGE_MAX:
+    if nbytes < _HUGE_MIN or nbytes > _HUGE_MAX:
         return t
     if _madvise is None:
         _madvise = False

@@ -19,7 +19,8 @@ def _args(*argv: str) -> argparse.Namespace:
 
 def test_layer_and_conv_at_a_tiny_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "res"
-    args = _args("--sizes", "64", "-T", "5", "-B", "2", "--repeats", "2", "--steps", "1")
+    args = _args("--sizes", "64", "-T", "5", "-B", "2", "--repeats", "2", "--steps", "1", "--epochs", "1")
+    args.only = ["layer", "conv", "accuracy"]
     args.libs, args.out = ["spikeforge"], str(out)
     assert bench.main(args) == 0
     rows = list(csv.DictReader(open(out / "layer.csv")))
@@ -31,8 +32,12 @@ def test_layer_and_conv_at_a_tiny_size(tmp_path: Path, capsys: pytest.CaptureFix
     assert float(sf_row["time_x"]) > 0 and float(sf_row["linear_s"]) > 0 and float(sf_row["mem_x"]) > 0
     conv = list(csv.DictReader(open(out / "conv.csv")))
     assert [r["lib"] for r in conv] == ["spikeforge"] and float(conv[0]["samples_per_s"]) > 0
+    acc = list(csv.DictReader(open(out / "accuracy.csv")))
+    assert [r["lib"] for r in acc] == ["spikeforge"] and not acc[0]["error"], acc
+    assert 0.0 <= float(acc[0]["test_acc"]) <= 1.0 and float(acc[0]["samples_per_s"]) > 0
     md = (out / "results.md").read_text()
     assert "| 64 | spikeforge |" in md and "Conv SNN training throughput" in md
+    assert "Conv SNN trained on digits" in md
     assert "spikeforge" in capsys.readouterr().out
 
 

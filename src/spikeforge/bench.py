@@ -13,6 +13,9 @@ Two benchmarks, each library measured in its own subprocess so that peak residen
   SNN, ``T = 4`` steps, batch 64, direct encoding (the same image at every step). Each library
   runs its own LIF; convolutions and pooling are plain torch applied to the time-folded batch
   ``[T*B, ...]``, so the difference between rows is the neuron implementation.
+* **accuracy** (only with ``--only accuracy``): the same conv SNN trained per library on the
+  embedded digits (8x8 upsampled to 28x28), same seed, data order and optimiser: test
+  accuracy next to the training throughput.
 
 Peers: snntorch ``snn.Leaky`` (stepped over time), norse ``LIFBoxCell`` (stepped over time;
 norse has no multi-step box LIF), spikingjelly ``neuron.LIFNode(step_mode="m")`` (its
@@ -40,7 +43,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LIBS", "add_parser", "main", "run_layer", "run_conv", "available"]
+__all__ = ["LIBS", "add_parser", "main", "run_layer", "run_conv", "run_accuracy", "available"]
 
 LIBS = ("spikeforge", "snntorch", "norse", "spikingjelly")
 _MODULE = {
@@ -209,6 +212,45 @@ def _conv_worker(lib: str, T: int, B: int, steps: int) -> dict[str, Any]:
     return {"median_s": med, "samples_per_s": B / med, "peak_rss_mb": _peak_rss_mb()}
 
 
+def _accuracy_worker(lib: str, T: int, B: int, epochs: int) -> dict[str, Any]:
+    """Train the conv SNN of ``lib`` on the embedded digits (8x8 upsampled to 28x28).
+
+    Same seed, data order, optimiser and loss for every library, so the rows differ by the
+    neuron (and its default surrogate) only: the accuracy next to the throughput.
+    """
+    import torch
+
+    from spikeforge.data.vision import digits_arrays
+
+    x_tr, y_tr, x_te, y_te = digits_arrays()
+    up = lambda x: torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)  # noqa: E731
+    x_tr, x_te = up(x_tr), up(x_te)
+    torch.manual_seed(0)
+    net = _ConvSNN.build(lib)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    order = torch.Generator().manual_seed(0)
+    train_s = 0.0
+    for _ in range(epochs):
+        perm = torch.randperm(len(y_tr), generator=order)
+        t0 = time.perf_counter()
+        for i in range(0, len(perm) - B + 1, B):  # full batches only: every step has B samples
+            idx = perm[i : i + B]
+            loss = torch.nn.functional.cross_entropy(net(x_tr[idx], T) * 10, y_tr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        train_s += time.perf_counter() - t0
+    with torch.no_grad():
+        pred = torch.cat([net(x_te[i : i + 256], T).argmax(1) for i in range(0, len(y_te), 256)])
+    steps = epochs * (len(y_tr) // B)
+    return {
+        "test_acc": (pred == y_te).float().mean().item(),
+        "samples_per_s": steps * B / train_s,
+        "train_s": train_s,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 # ----------------------------------------------------------------------------- orchestration
 def _spawn(task: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; returns its result or ``{"error": ...}``."""
@@ -269,6 +311,27 @@ def run_conv(T: int, B: int, steps: int, libs: Sequence[str], timeout: float = 6
     return rows
 
 
+def run_accuracy(
+    T: int, B: int, epochs: int, libs: Sequence[str], timeout: float = 1200
+) -> list[dict[str, Any]]:
+    """Conv SNN trained on digits per library: rows ``lib, test_acc, samples_per_s, train_s``."""
+    rows = []
+    for lib in libs:
+        r = {
+            "lib": lib,
+            **_spawn({"kind": "accuracy", "lib": lib, "T": T, "B": B, "epochs": epochs}, timeout),
+        }
+        rows.append(r)
+        if "error" in r:
+            print(f"{lib:<13} error: {r['error']}", flush=True)
+        else:
+            print(
+                f"{lib:<13} {r['test_acc'] * 100:>9.2f}% {r['samples_per_s']:>10.1f} {r['train_s']:>9.1f}",
+                flush=True,
+            )
+    return rows
+
+
 def _fmt_layer_row(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"{r['n']:>6} {r['lib']:<13} error: {r['error']}"
@@ -286,11 +349,21 @@ def _fmt_conv_row(r: dict[str, Any]) -> str:
     )
 
 
-def _write(out: Path, layer: list[dict[str, Any]], conv: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+def _write(
+    out: Path,
+    layer: list[dict[str, Any]],
+    conv: list[dict[str, Any]],
+    meta: dict[str, Any],
+    acc: list[dict[str, Any]] | None = None,
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     lcols = ["n", "lib", "median_s", "linear_s", "time_x", "peak_rss_mb", "mem_x", "first_s", "error"]
     ccols = ["lib", "samples_per_s", "median_s", "peak_rss_mb", "error"]
-    for name, rows, cols in (("layer.csv", layer, lcols), ("conv.csv", conv, ccols)):
+    acols = ["lib", "test_acc", "samples_per_s", "train_s", "peak_rss_mb", "error"]
+    tables = [("layer.csv", layer, lcols), ("conv.csv", conv, ccols)]
+    if acc:
+        tables.append(("accuracy.csv", acc, acols))
+    for name, rows, cols in tables:
         with open(out / name, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
             w.writeheader()
@@ -319,6 +392,16 @@ def _write(out: Path, layer: list[dict[str, Any]], conv: list[dict[str, Any]], m
             else:
                 md.append(
                     f"| {r['lib']} | {r['samples_per_s']:.1f} | {r['median_s'] * 1e3:.1f} | {r['peak_rss_mb']:.0f} |"
+                )
+    if acc:
+        md += ["", "## Conv SNN trained on digits", "", "| library | test acc % | samples/s | train s |"]
+        md += ["|---|---|---|---|"]
+        for r in acc:
+            if "error" in r:
+                md.append(f"| {r['lib']} | error: {r['error']} | | |")
+            else:
+                md.append(
+                    f"| {r['lib']} | {r['test_acc'] * 100:.2f} | {r['samples_per_s']:.1f} | {r['train_s']:.1f} |"
                 )
     (out / "results.md").write_text("\n".join(md) + "\n")
     try:
@@ -375,6 +458,7 @@ def main(args: argparse.Namespace) -> int:
         ("B", args.B),
         ("repeats", repeats),
         ("steps", steps),
+        ("epochs", args.epochs),
         *(("n", n) for n in sizes),
     ):
         if v <= 0:
@@ -405,8 +489,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"\nconv SNN training: T=4, batch 64, 28x28 direct encoding, median of {steps} steps")
         print(f"{'library':<13} {'samples/s':>10} {'ms/step':>10} {'peak MB':>10}")
         conv = run_conv(4, 64, steps, libs)
+    acc: list[dict[str, Any]] = []
+    if "accuracy" in args.only:
+        print(f"\nconv SNN trained on digits (8x8 upsampled to 28x28): T=4, batch 64, {args.epochs} epochs")
+        print(f"{'library':<13} {'test acc':>10} {'samples/s':>10} {'train s':>9}")
+        acc = run_accuracy(4, 64, args.epochs, libs)
     meta = {"when": time.strftime("%Y-%m-%d %H:%M"), "settings": settings}
-    _write(Path(args.out), layer, conv, meta)
+    _write(Path(args.out), layer, conv, meta, acc)
     print(f"\nwrote {Path(args.out) / 'results.md'} (+ layer.csv, conv.csv, layer.png if matplotlib)")
     return 0
 
@@ -431,13 +520,22 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, help="timed iterations per layer measurement (default 11; quick 5)")
     p.add_argument("--steps", type=int, help="timed training steps of the conv benchmark (default 10)")
     p.add_argument("--libs", nargs="+", default=list(LIBS), help=f"libraries (default: {' '.join(LIBS)})")
-    p.add_argument("--only", nargs="+", default=["layer", "conv"], choices=["layer", "conv"])
+    p.add_argument(
+        "--only",
+        nargs="+",
+        default=["layer", "conv"],
+        choices=["layer", "conv", "accuracy"],
+        help="benchmarks to run (default: layer conv; accuracy trains the conv SNN on digits)",
+    )
+    p.add_argument("--epochs", type=int, default=5, help="epochs of the accuracy run (default 5)")
     p.add_argument("--out", default="bench-results", help="output directory (default bench-results)")
 
 
 def _worker_main(task: dict[str, Any]) -> None:
     if task["kind"] == "layer":
         r = _layer_worker(task["lib"], task["n"], task["T"], task["B"], task["repeats"])
+    elif task["kind"] == "accuracy":
+        r = _accuracy_worker(task["lib"], task["T"], task["B"], task["epochs"])
     else:
         r = _conv_worker(task["lib"], task["T"], task["B"], task["steps"])
     print(json.dumps(r))

@@ -435,3 +435,48 @@ def test_fast_path_across_column_blocks() -> None:
     xs = (torch.randn(T, B, F, generator=gen) + 0.5).requires_grad_()
     w = torch.randn(T, B, F, generator=gen)
     assert_matches_reference(lif, xs, lambda out: (out * w).sum())
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_delayed_reset_takes_the_fast_path(
+    reset: str, detach_reset: bool, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """snntorch's default (``reset_delay=True``) runs the recomputing IF/LIF kernels with a
+    built-in surrogate: per-neuron learnt parameters, T over several checkpoints, non-zero
+    initial membrane (the first step's delayed reset reads it)."""
+    from spikeforge.kernels import _numba_cpu
+
+    ran: list[str] = []
+    real = cpu._run_columns
+    monkeypatch.setattr(cpu, "_run_columns", lambda k, *a: ran.append(k) or real(k, *a))
+    F = 37
+    lif = sf.LIF(
+        beta=torch.linspace(0.6, 0.95, F),
+        v_th=torch.linspace(0.4, 0.8, F),
+        v_reset=-0.1,
+        reset=reset,
+        reset_delay=True,
+        detach_reset=detach_reset,
+        decay_input=False,
+        shape=(F,),
+        learn=("beta", "v_th", "v_leak", *(("v_reset",) if reset == "hard" else ())),
+        surrogate=sf.surrogate.FastSigmoid(alpha=5.0),
+    ).to(dtype)
+    gen = torch.Generator().manual_seed(1)
+    T = 2 * _numba_cpu.CHECKPOINT + 7
+    xs = (torch.randn(T, 4, F, generator=gen, dtype=dtype) * 0.8 + 0.4).requires_grad_()
+    v0 = torch.rand(4, F, generator=gen, dtype=dtype)
+    w = torch.randn(T, 4, F, generator=gen, dtype=dtype)
+    res = {}
+    for backend in ("reference", "numba"):
+        with kernels.use(backend):
+            out, st = lif.scan(xs, lif.initial_state(xs[0])._replace(v=v0))
+        loss = (out * w).sum() + (st.v * w[0]).sum()
+        res[backend] = (out, torch.autograd.grad(loss, [xs, *lif.parameters()]))
+    assert ran == ["lif_forward", "lif_backward"]
+    assert torch.equal(res["reference"][0], res["numba"][0]) and res["numba"][0].sum() > 0
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-9, "atol": 1e-10}
+    for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
+        torch.testing.assert_close(a, b, **tol)

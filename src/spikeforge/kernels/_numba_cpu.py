@@ -435,10 +435,32 @@ CHECKPOINT = 16
 
 
 @njit(inline="always")
-def _lif_step_rows(reset, xr, v, bb, kk, gg, th, rr, orow, srow, one, zero):
-    """One IF/LIF step for a row of neurons: charge, fire into ``orow``, ``h - v_th`` into ``srow``."""
+def _lif_step_rows(reset, delay, xr, v, bb, kk, gg, th, rr, orow, srow, one, zero):
+    """One IF/LIF step for a row of neurons: charge, fire into ``orow``, ``h - v_th`` into ``srow``.
+
+    With ``delay`` (snntorch's default), the carried ``v`` is the unreset ``h`` and the
+    reset of the previous step's spike ``r = [v - v_th >= 0]`` is applied before charging.
+    """
     n = v.shape[0]
-    if reset == 0:
+    if delay and reset == 0:
+        for j in range(n):
+            vj = v[j]
+            r = one if vj - th[j] >= zero else zero
+            h = bb[j] * (vj - r * (vj - rr[j])) + kk[j] + gg[j] * xr[j]
+            s = h - th[j]
+            v[j] = h
+            orow[j] = one if s >= zero else zero
+            srow[j] = s
+    elif delay and reset == 1:
+        for j in range(n):
+            vj = v[j]
+            r = one if vj - th[j] >= zero else zero
+            h = bb[j] * vj + kk[j] + gg[j] * xr[j] - r * th[j]
+            s = h - th[j]
+            v[j] = h
+            orow[j] = one if s >= zero else zero
+            srow[j] = s
+    elif reset == 0:
         for j in range(n):
             h = bb[j] * v[j] + kk[j] + gg[j] * xr[j]
             s = h - th[j]
@@ -500,6 +522,7 @@ def lif_forward(
     reset: int,
     store_hs: int,
     store_ck: int,
+    delay: int,
     lo: int,
     hi: int,
 ) -> None:
@@ -529,7 +552,7 @@ def lif_forward(
             if store_ck and t % CHECKPOINT == 0:
                 vck[t // CHECKPOINT, b0:b1] = v
             srow = hs[t, b0:b1] if store_hs else scratch[:n]
-            _lif_step_rows(reset, x[t, b0:b1], v, bb, kk, gg, th, rr, out[t, b0:b1], srow, one, zero)
+            _lif_step_rows(reset, delay, x[t, b0:b1], v, bb, kk, gg, th, rr, out[t, b0:b1], srow, one, zero)
         v_out[b0:b1] = v
 
 
@@ -537,6 +560,44 @@ def lif_forward(
 # columns goes to an L1-resident scratch row that the adjoint loop then reads (both loops
 # vectorise, which one fused loop with a 12-way switch would not).
 SUB = 512
+
+
+@njit(inline="always")
+def _delayed_adjoint(
+    srow, vrow, sgs, sgr, kind, sp, grow, xrow, gv, bb, gg, th, rr, drow, kk, ll, ab, al, at, ar, coef, need_p
+):  # type: ignore[no-untyped-def]
+    """Adjoint of one step of the delayed reset, for one row of neurons (see ``_lif_step_rows``).
+
+    ``vrow`` is the membrane entering the step (the previous unreset ``h``); the previous
+    spike ``r = [v - v_th >= 0]`` and its surrogate derivative are recomputed from it.
+    """
+    zero = coef[0]
+    one = coef[1]
+    hard = coef[2]
+    soft = coef[3]
+    ndet = coef[4]
+    td = coef[5]
+    di = coef[6]
+    m = srow.shape[0]
+    for j in range(m):
+        sgr[j] = vrow[j] - th[j]
+    surrogate_row(kind, sp, sgr, sgr)  # in place: each element is read before it is written
+    for j in range(m):
+        gs = sgs[j] * grow[j]
+        gh = gv[j] + gs
+        v = vrow[j]
+        r = one if v - th[j] >= zero else zero
+        gu = bb[j] * gh
+        # hard: h = beta (v - r (v - v_reset)) + ...; soft: h = beta v + ... - r v_th
+        gr = -hard * gu * (v - rr[j]) - soft * gh * th[j]
+        xrow[j] = gg[j] * gh
+        gv[j] = td * (gu * (one - hard * r) + ndet * sgr[j] * gr)
+        if need_p:
+            u = v - hard * r * (v - rr[j])
+            ab[j] += gh * (u - ll[j] - di * drow[j])
+            al[j] += gh * kk[j]
+            ar[j] += hard * gu * r
+            at[j] += -gs - soft * gh * r - ndet * sgr[j] * gr
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -569,6 +630,7 @@ def lif_backward(
     gvr: np.ndarray,
     reset: int,
     need_p: int,
+    delay: int,
     lo: int,
     hi: int,
 ) -> None:
@@ -584,6 +646,7 @@ def lif_backward(
     ``[0, 1, hard, soft, 1 - detach_reset, time_dependent, decay_input]`` as 0/1 values of
     the dtype. Parameter gradients (and the membrane entering each step, which they need)
     only if ``need_p``; ``x`` is the drive ``d`` for the decay-input term of ``beta``.
+    ``delay`` (the delayed reset) needs the recomputing mode with a built-in surrogate.
     """
     zero = coef[0]
     one = coef[1]
@@ -599,7 +662,9 @@ def lif_backward(
     scratch = np.empty(SUB, dt)
     nb = min(FAST_BLOCK, hi - lo)
     sbuf = np.empty((K if recompute else 0, nb), dt)  # h - v_th of one segment
-    vbuf = np.empty((K if (recompute and need_p) else 0, nb), dt)  # membrane entering each step
+    keep_v = recompute and (need_p or delay)
+    vbuf = np.empty((K if keep_v else 0, nb), dt)  # membrane entering each step
+    scratch2 = np.empty(SUB, dt)  # delayed reset: v - v_th entering the step, then its surrogate
     obuf = np.empty(nb, dt)
     vprev = np.empty(SUB, dt)
     for b0 in range(lo, hi, FAST_BLOCK):
@@ -629,10 +694,11 @@ def lif_backward(
             if recompute:  # re-run steps ts .. te - 1 from the checkpoint (ts is a multiple of K)
                 vseg[:] = vck[ts // K, b0 : b0 + n]
                 for r in range(te - ts):
-                    if need_p:
+                    if keep_v:
                         vbuf[r, :n] = vseg
                     _lif_step_rows(
                         reset,
+                        delay,
                         x[ts + r, b0 : b0 + n],
                         vseg,
                         bb,
@@ -662,6 +728,32 @@ def lif_backward(
                     ccs = cc[j0:j1]
                     ggs = gg[j0:j1]
                     tbs = tb[j0:j1]
+                    if delay:
+                        _delayed_adjoint(
+                            srow,
+                            vbuf[t - ts, j0:j1],
+                            sgs,
+                            scratch2[:m],
+                            kind,
+                            sp,
+                            grow,
+                            xrow,
+                            gvs,
+                            bb[j0:j1],
+                            ggs,
+                            th[j0:j1],
+                            rr[j0:j1],
+                            x[t, c0 : c0 + m],
+                            kk[j0 : j0 + m] if need_p else kk,
+                            ll[j0 : j0 + m] if need_p else ll,
+                            a_beta[j0 : j0 + m] if need_p else a_beta,
+                            a_vl[j0 : j0 + m] if need_p else a_vl,
+                            a_th[j0 : j0 + m] if need_p else a_th,
+                            a_vr[j0 : j0 + m] if need_p else a_vr,
+                            coef,
+                            need_p,
+                        )
+                        continue
                     if not need_p:
                         for j in range(m):
                             s = srow[j]
@@ -817,17 +909,18 @@ def _forward_chunks(d, dt):  # type: ignore[no-untyped-def]
             _int(d, 12),
             _int(d, 13),
             _int(d, 14),
+            _int(d, 15),
             lo,
             hi,
         )
 
 
 def _lif_forward_f32(data):  # type: ignore[no-untyped-def]
-    _forward_chunks(carray(data, (HEAD + 3 * 15,), np.int64), np.float32)
+    _forward_chunks(carray(data, (HEAD + 3 * 16,), np.int64), np.float32)
 
 
 def _lif_forward_f64(data):  # type: ignore[no-untyped-def]
-    _forward_chunks(carray(data, (HEAD + 3 * 15,), np.int64), np.float64)
+    _forward_chunks(carray(data, (HEAD + 3 * 16,), np.int64), np.float64)
 
 
 @njit(inline="always")
@@ -886,17 +979,18 @@ def _backward_chunks(d, dt):  # type: ignore[no-untyped-def]
             gvr,
             _int(d, 26),
             _int(d, 27),
+            _int(d, 28),
             lo,
             hi,
         )
 
 
 def _lif_backward_f32(data):  # type: ignore[no-untyped-def]
-    _backward_chunks(carray(data, (HEAD + 3 * 28,), np.int64), np.float32)
+    _backward_chunks(carray(data, (HEAD + 3 * 29,), np.int64), np.float32)
 
 
 def _lif_backward_f64(data):  # type: ignore[no-untyped-def]
-    _backward_chunks(carray(data, (HEAD + 3 * 28,), np.int64), np.float64)
+    _backward_chunks(carray(data, (HEAD + 3 * 29,), np.int64), np.float64)
 
 
 _BODIES = {

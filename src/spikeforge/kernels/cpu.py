@@ -318,7 +318,9 @@ class _Fused(torch.autograd.Function):
         dt = xs.dtype
         x2 = xs.detach().contiguous().view(T, M)
         pd = dict(zip(_PARAM_NAMES, params, strict=True))
-        ctx.fast = cfg.spk and not (cfg.syn or cfg.ada or cfg.delay) and cfg.binary
+        # The delayed reset's backward needs the recomputing mode, i.e. a built-in surrogate.
+        known = _kern.surrogate_coefficients(cfg.surrogate) is not None if cfg.spk else False
+        ctx.fast = cfg.spk and not (cfg.syn or cfg.ada) and cfg.binary and (known or not cfg.delay)
         # The IF/LIF kernels read parameters per feature, repeating over the batch (see
         # ``_numba_cpu._tile``); the generic ones per column.
         pshape = feat[1:] if ctx.fast and all(_broadcasts(p, feat[1:]) for p in params) else feat
@@ -347,13 +349,13 @@ class _Fused(torch.autograd.Function):
         if ctx.fast:
             # A built-in surrogate is evaluated inside the backward kernel, which re-runs the
             # forward from membrane checkpoints; a user's surrogate needs h - v_th stored.
-            known = grad and _kern.surrogate_coefficients(cfg.surrogate) is not None
+            ck = grad and known
             hs = _big_empty(T, M, dt) if (grad and not known) else empty
-            vck = torch.empty((T + _kern.CHECKPOINT - 1) // _kern.CHECKPOINT if known else 0, M, dtype=dt)
+            vck = torch.empty((T + _kern.CHECKPOINT - 1) // _kern.CHECKPOINT if ck else 0, M, dtype=dt)
             arrs["kvl"] = arrs["k"] * arrs["vl"]
             a = [_np(t) for t in (x2, v0f, arrs["beta"], arrs["kvl"], arrs["g"], arrs["vth"])]
             a += [_np(t) for t in (arrs["vr"], arrs["cst"], out, hs, vck, v_out)]
-            _run_columns("lif_forward", [*a, cfg.reset, int(hs.numel() > 0), int(known)], M, T * M)
+            _run_columns("lif_forward", [*a, cfg.reset, int(hs.numel() > 0), int(ck), cfg.delay], M, T * M)
             if grad:
                 # The input is saved in place of a [T, M] history (no copy unless xs was
                 # strided); it shares xs's version counter, so an in-place change of xs
@@ -554,7 +556,7 @@ def _fast_backward(ctx: Any, g_out: Tensor | None, g_v: Tensor | None) -> tuple[
     head = [_np(x2), _np(vck), _np(hs), kind, _np(sp)]
     rest = [_np(go), go_t, go_scalar, _np(gx), _np(v0f)]
     rest += [_np(arrs[n]) for n in ("beta", "kvl", "k", "g", "vl", "vth", "vr")]
-    rest += [_np(coef), _np(gvn), *(_np(acc[n]) for n in names), cfg.reset, int(need_p)]
+    rest += [_np(coef), _np(gvn), *(_np(acc[n]) for n in names), cfg.reset, int(need_p), cfg.delay]
     if kind >= 0:
         no_tile = torch.empty(0, 0, dtype=dt).numpy()
         _run_columns("lif_backward", [0, T, *head, no_tile, *rest], M, T * M)

@@ -5,20 +5,22 @@ an autograd graph of ~10 ops per step; on a CPU that overhead dominates an SNN l
 one :class:`torch.autograd.Function` runs the time loop for all neurons in a compiled
 loop, and its backward runs one reverse-time loop, with no per-step graph.
 
-IF and LIF with spike output (the common case) take a fast path: the forward saves only
-the membrane every ``CHECKPOINT`` steps (the input is kept by reference, not copied); the
-backward re-runs each segment from its checkpoint and evaluates the surrogate derivative in
-the same pass, with the formulas of ``_numba_cpu.surrogate_row`` (a restatement of each
-built-in surrogate's ``grad``, guarded by a test over every surrogate and both dtypes).
-A user's own surrogate class keeps one definition: then ``h - theta`` is saved and its
-``grad`` runs in torch on tiles of 64K values that the kernel reads while they are in L2.
-Both directions split neuron columns over torch's OpenMP team (see "threads" below).
+IF and LIF with spike output (the common case, snntorch's delayed reset included) take a
+fast path: the forward saves only the membrane every ``CHECKPOINT`` steps (the input is kept
+by reference, not copied); the backward re-runs each segment from its checkpoint and
+evaluates the surrogate derivative in the same pass, with the formulas of
+``_numba_cpu.surrogate_row`` (a restatement of each built-in surrogate's ``grad``, guarded by
+a test over every surrogate and both dtypes). A user's own surrogate class keeps one
+definition: then ``h - theta`` is saved and its ``grad`` runs in torch on tiles of 64K values
+that the kernel reads while they are in L2 (with a delayed reset, such a surrogate takes the
+generic path below). Both directions split neuron columns over torch's OpenMP team (see
+"threads" below).
 
-The other families and options (synaptic current, adaptation, delayed reset, graded output)
-save ``h - theta`` per step, plus the pre-step adaptation for ALIF and the drive only when a
-decay that multiplies it is learnt, and run serially. An upstream gradient that is a
-broadcast (``out.sum()``'s is one scalar expanded to ``[T, B, ...]``) is passed as that
-scalar or row, never copied.
+The other families and options (synaptic current, adaptation, graded output) save
+``h - theta`` per step, plus the pre-step adaptation for ALIF and the drive only when a decay
+that multiplies it is learnt, and run serially. An upstream gradient that is a broadcast
+(``out.sum()``'s is one scalar expanded to ``[T, B, ...]``) is passed as that scalar or row,
+never copied.
 
 The math mirrors :func:`spikeforge.neurons._base.integrate` and each ``*_step`` function;
 ``tests/test_kernels_cpu.py`` checks outputs and every gradient against the reference over

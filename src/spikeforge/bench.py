@@ -349,6 +349,21 @@ def _fmt_conv_row(r: dict[str, Any]) -> str:
     )
 
 
+def _md_section(
+    title: str,
+    header: list[str],
+    rows: list[dict[str, Any]],
+    ids: tuple[str, ...],
+    cells: Callable[..., list[str]],
+) -> list[str]:
+    """A markdown section with one table: ``ids`` cells then ``cells(row)``, or the row's error."""
+    lines = ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        rest = [f"error: {r['error']}"] + [""] * (len(header) - len(ids) - 1) if "error" in r else cells(r)
+        lines.append("| " + " | ".join([*(str(r[k]) for k in ids), *rest]) + " |")
+    return lines
+
+
 def _write(
     out: Path,
     layer: list[dict[str, Any]],
@@ -368,41 +383,35 @@ def _write(
             w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
-    md = [f"# spikeforge bench ({meta['when']})", "", f"Settings: `{json.dumps(meta['settings'])}`", ""]
-    md += [
-        "## Layer: Linear(n, n) + LIF, forward + backward",
-        "",
-        "| n | library | median ms | x Linear | peak RSS MB | x Linear |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in layer:
-        if "error" in r:
-            md.append(f"| {r['n']} | {r['lib']} | error: {r['error']} | | | |")
-        else:
-            md.append(
-                f"| {r['n']} | {r['lib']} | {r['median_s'] * 1e3:.1f} | {r.get('time_x', float('nan')):.2f} "
-                f"| {r['peak_rss_mb']:.0f} | {r.get('mem_x', float('nan')):.2f} |"
-            )
+    md = [f"# spikeforge bench ({meta['when']})", "", f"Settings: `{json.dumps(meta['settings'])}`"]
+    md += _md_section(
+        "Layer: Linear(n, n) + LIF, forward + backward",
+        ["n", "library", "median ms", "x Linear", "peak RSS MB", "x Linear"],
+        layer,
+        ("n", "lib"),
+        lambda r: [
+            f"{r['median_s'] * 1e3:.1f}",
+            f"{r.get('time_x', float('nan')):.2f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r.get('mem_x', float('nan')):.2f}",
+        ],
+    )
     if conv:
-        md += ["", "## Conv SNN training throughput", "", "| library | samples/s | ms/step | peak RSS MB |"]
-        md += ["|---|---|---|---|"]
-        for r in conv:
-            if "error" in r:
-                md.append(f"| {r['lib']} | error: {r['error']} | | |")
-            else:
-                md.append(
-                    f"| {r['lib']} | {r['samples_per_s']:.1f} | {r['median_s'] * 1e3:.1f} | {r['peak_rss_mb']:.0f} |"
-                )
+        md += _md_section(
+            "Conv SNN training throughput",
+            ["library", "samples/s", "ms/step", "peak RSS MB"],
+            conv,
+            ("lib",),
+            lambda r: [f"{r['samples_per_s']:.1f}", f"{r['median_s'] * 1e3:.1f}", f"{r['peak_rss_mb']:.0f}"],
+        )
     if acc:
-        md += ["", "## Conv SNN trained on digits", "", "| library | test acc % | samples/s | train s |"]
-        md += ["|---|---|---|---|"]
-        for r in acc:
-            if "error" in r:
-                md.append(f"| {r['lib']} | error: {r['error']} | | |")
-            else:
-                md.append(
-                    f"| {r['lib']} | {r['test_acc'] * 100:.2f} | {r['samples_per_s']:.1f} | {r['train_s']:.1f} |"
-                )
+        md += _md_section(
+            "Conv SNN trained on digits",
+            ["library", "test acc %", "samples/s", "train s"],
+            acc,
+            ("lib",),
+            lambda r: [f"{r['test_acc'] * 100:.2f}", f"{r['samples_per_s']:.1f}", f"{r['train_s']:.1f}"],
+        )
     (out / "results.md").write_text("\n".join(md) + "\n")
     try:
         import matplotlib

@@ -315,7 +315,7 @@ def test_threaded_fast_path_matches_reference(
     from spikeforge.kernels import _numba_cpu
 
     monkeypatch.setattr(cpu, "_PAR_MIN_ELEMS", 0)
-    monkeypatch.setattr(cpu, "_MIN_CHUNK_COLS", 64)  # 1203 columns -> 8 chunks, ragged
+    monkeypatch.setattr(cpu, "_MIN_CHUNK_COLS", 64)  # 1203 columns: 2 ragged chunks (team), 8 (threads)
     calls: list[int] = []
     if runner == "threads":
         monkeypatch.setattr(cpu, "_omp", False)

@@ -412,13 +412,13 @@ def surrogate_grad(kind: int, sp: np.ndarray, x: np.ndarray, out: np.ndarray) ->
 
 # ----------------------------------------------------------------------------- IF/LIF fast path
 # The generic loops above branch on a dozen runtime flags per element, which keeps LLVM from
-# vectorising them. IF and LIF with the default options (no delayed reset, spike output) carry
-# most training time, so they get these loops: option choices are hoisted out of the neuron
+# vectorising them. IF and LIF with spike output (any reset, delayed or not) carry most
+# training time, so they get these loops: option choices are hoisted out of the neuron
 # loop (one loop body per choice, each branch-free: selects and 0/1 coefficients), so each
 # vectorises. The step's arithmetic is exactly the generic (= reference) one.
 #
 # Both work on the neuron columns ``lo:hi`` only: neurons are independent over the whole
-# sequence, so the torch glue splits the columns between threads (``nogil``). Inside a call,
+# sequence, so the torch glue splits the columns between threads. Inside a call,
 # columns go in blocks of ``FAST_BLOCK`` whose per-neuron state stays in L2 while every step
 # streams one contiguous 32 KB run of each [T, M] array. Narrower blocks (512) jump to a new
 # page at every step and measured 1.6x slower at M = 32768 (TLB misses, prefetchers

@@ -155,6 +155,14 @@ def _broadcasts(p: Tensor | None, shape: torch.Size) -> bool:
         return False
 
 
+def _carried(gr: Tensor | None, m: int, dt: torch.dtype) -> Tensor:
+    """The gradient w.r.t. a final state as a contiguous ``[M]`` copy (zeros if absent).
+
+    The backward kernels overwrite it with the gradient w.r.t. the initial state.
+    """
+    return torch.zeros(m, dtype=dt) if gr is None else gr.reshape(m).to(dt, copy=True).contiguous()
+
+
 def _np(t: Tensor) -> Any:
     return t.detach().numpy()
 
@@ -431,12 +439,8 @@ class _Fused(torch.autograd.Function):
         dt = v0f.dtype
         sur = cfg.surrogate
 
-        def carry(gr: Tensor | None) -> Tensor:
-            # The kernel overwrites the carried gradient, so it must own a contiguous copy.
-            return torch.zeros(M, dtype=dt) if gr is None else gr.reshape(M).to(dt, copy=True).contiguous()
-
-        gvn = carry(g_v)
-        gcn = carry(g_c if ctx.has_c else None)
+        gvn = _carried(g_v, M, dt)
+        gcn = _carried(g_c if ctx.has_c else None, M, dt)
         acc = {
             n: torch.zeros(M, dtype=dt)
             for n in ("beta", "v_leak", "v_th", "v_reset", "beta_syn", "rho", "adapt")
@@ -547,7 +551,7 @@ def _fast_backward(ctx: Any, g_out: Tensor | None, g_v: Tensor | None) -> tuple[
     dt = v0f.dtype
     needs = ctx.needs_input_grad
     sur = cfg.surrogate
-    gvn = torch.zeros(M, dtype=dt) if g_v is None else g_v.reshape(M).to(dt, copy=True).contiguous()
+    gvn = _carried(g_v, M, dt)
     need_p = any(needs[4:])
     names = ("beta", "v_leak", "v_th", "v_reset")
     acc = {n: torch.zeros(M if need_p else 0, dtype=dt) for n in names}

@@ -1,6 +1,6 @@
 """Conv SNN training throughput (T = 4, batch 64, direct encoding) vs the installed peers.
 
-Same as ``spikeforge bench --only conv``; each library runs in its own subprocess.
+Same as ``spikekit bench --only conv``; each library runs in its own subprocess.
 
     PYTHONPATH=src python benchmarks/conv_train.py --steps 10
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spikeforge import bench
+from spikekit import bench
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(

@@ -1,6 +1,6 @@
 """Layer benchmark: Linear(n, n) + one LIF layer, forward + backward, vs the installed peers.
 
-Same as ``spikeforge bench --only layer``; each library runs in its own subprocess.
+Same as ``spikekit bench --only layer``; each library runs in its own subprocess.
 
     PYTHONPATH=src python benchmarks/layer.py --sizes 512 2048 4096 -T 500 -B 16
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spikeforge import bench
+from spikekit import bench
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(

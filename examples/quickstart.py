@@ -1,4 +1,4 @@
-"""snntorch's quickstart, the spikeforge way: a conv SNN trained with a spike-count loss.
+"""snntorch's quickstart, the spikekit way: a conv SNN trained with a spike-count loss.
 
 Runs on the embedded 8x8 digits (no download) in a few seconds:
 
@@ -12,9 +12,9 @@ import argparse
 import torch
 from torch import nn
 
-import spikeforge as sf
-from spikeforge.data import digits_arrays
-from spikeforge.layers import Flatten, MaxPool2d, TimeDistributed
+import spikekit as spk
+from spikekit.data import digits_arrays
+from spikekit.layers import Flatten, MaxPool2d, TimeDistributed
 
 
 def main(epochs: int = 3, T: int = 8, seed: int = 0) -> float:
@@ -23,23 +23,23 @@ def main(epochs: int = 3, T: int = 8, seed: int = 0) -> float:
     lif = dict(beta=0.9, reset="soft", decay_input=False, surrogate="fast_sigmoid")  # snntorch's Leaky
     net = nn.Sequential(
         TimeDistributed(nn.Conv2d(1, 8, 3, padding=1)),
-        sf.LIF(**lif),
+        spk.LIF(**lif),
         MaxPool2d(2),
         Flatten(),
         nn.Linear(8 * 4 * 4, 10),
-        sf.LIF(**lif),
+        spk.LIF(**lif),
     )
-    loss_fn = sf.losses.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2)
+    loss_fn = spk.losses.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2)
     opt = torch.optim.Adam(net.parameters(), lr=5e-3)
     for epoch in range(epochs):
         for idx in torch.randperm(len(x_train)).split(64):
-            spk = net(sf.encoding.direct(x_train[idx], T))  # [T, B, 10]
-            loss = loss_fn(spk, y_train[idx])
+            out = net(spk.encoding.direct(x_train[idx], T))  # [T, B, 10]
+            loss = loss_fn(out, y_train[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
-            acc = sf.metrics.accuracy_rate(net(sf.encoding.direct(x_test, T)), y_test)
+            acc = spk.metrics.accuracy_rate(net(spk.encoding.direct(x_test, T)), y_test)
         print(f"epoch {epoch + 1}: loss {loss.item():.3f}  test accuracy {float(acc) * 100:.1f}%")
     return float(acc)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up .venv, then `spikeforge train`: a conv SNN on the embedded 8x8 digits.
+# The main job: set up .venv, then `spikekit train`: a conv SNN on the embedded 8x8 digits.
 # Extra arguments are passed to the command, e.g. `bash scripts/main.sh --epochs 2`.
 source "$(dirname "$0")/_venv.sh" train
-exec spikeforge train "$@"
+exec spikekit train "$@"

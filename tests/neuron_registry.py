@@ -1,6 +1,6 @@
 """The test database of neurons: every registered neuron with the option variants to test.
 
-Adding a neuron to spikeforge means adding one ``NeuronCase`` list here; every contract test
+Adding a neuron to spikekit means adding one ``NeuronCase`` list here; every contract test
 in ``test_neuron_contract.py`` then covers it.
 """
 
@@ -10,8 +10,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-import spikeforge as sf
-from spikeforge.neurons import list_neurons
+import spikekit as spk
+from spikekit.neurons import list_neurons
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class NeuronCase:
         opts = ",".join(f"{k}={v}" for k, v in sorted(self.kwargs.items()))
         return f"{self.cls.__name__}({opts})"
 
-    def make(self, **extra: Any) -> sf.Neuron:
+    def make(self, **extra: Any) -> spk.Neuron:
         return self.cls(**{**self.kwargs, **extra})
 
 
@@ -48,16 +48,16 @@ def _spiking(
     cases.append(NeuronCase(cls, {**base, "time_dependent": False}, learnable))
     cases.append(NeuronCase(cls, {**base, "surrogate": "fast_sigmoid"}, learnable))
     cases.append(
-        NeuronCase(cls, {**base, "surrogate": sf.surrogate.PiecewiseQuadratic(alpha=1.0)}, learnable)
+        NeuronCase(cls, {**base, "surrogate": spk.surrogate.PiecewiseQuadratic(alpha=1.0)}, learnable)
     )
     return cases
 
 
 CASES: list[NeuronCase] = [
-    *_spiking(sf.IF, ("v_th", "v_reset"), delay=True, decay_input=False, v_th=0.7),
-    *_spiking(sf.LIF, ("tau", "v_th", "v_reset", "v_leak"), delay=True, decay_input=True, tau=3.0, v_th=0.6),
+    *_spiking(spk.IF, ("v_th", "v_reset"), delay=True, decay_input=False, v_th=0.7),
+    *_spiking(spk.LIF, ("tau", "v_th", "v_reset", "v_leak"), delay=True, decay_input=True, tau=3.0, v_th=0.6),
     *_spiking(
-        sf.CubaLIF,
+        spk.CubaLIF,
         ("tau", "tau_syn", "v_th", "v_reset", "v_leak"),
         delay=True,
         decay_input=True,
@@ -66,7 +66,7 @@ CASES: list[NeuronCase] = [
         v_th=0.3,
     ),
     *_spiking(
-        sf.ALIF,
+        spk.ALIF,
         ("tau", "tau_adapt", "adapt", "v_th", "v_reset", "v_leak"),
         delay=False,
         decay_input=True,
@@ -75,8 +75,8 @@ CASES: list[NeuronCase] = [
         adapt=0.5,
         v_th=0.5,
     ),
-    NeuronCase(sf.LI, {"tau": 3.0, "tau_syn": 2.0}, ("tau", "tau_syn", "v_leak")),
-    NeuronCase(sf.LI, {"tau": 3.0, "tau_syn": None, "decay_input": False}, ("tau", "v_leak")),
+    NeuronCase(spk.LI, {"tau": 3.0, "tau_syn": 2.0}, ("tau", "tau_syn", "v_leak")),
+    NeuronCase(spk.LI, {"tau": 3.0, "tau_syn": None, "decay_input": False}, ("tau", "v_leak")),
 ]
 
 # Every registered neuron must have cases (a new neuron cannot silently skip the contract).

@@ -1,4 +1,4 @@
-"""``spikeforge train`` / ``sweep`` end to end on tiny configurations, presets, and bad input."""
+"""``spikekit train`` / ``sweep`` end to end on tiny configurations, presets, and bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from spikeforge.train import load_checkpoint
-from spikeforge.train.cli import PRESETS, add_parser, main, resolve_config
+from spikekit.train import load_checkpoint
+from spikekit.train.cli import PRESETS, add_parser, main, resolve_config
 
 TINY = ["--epochs", "1", "-T", "1", "--max-batches", "3", "--no-progress"]
 
@@ -91,7 +91,7 @@ def test_crafted_resume_checkpoint_is_refused(tmp_path, capsys) -> None:
         def __reduce__(self):
             return (open, (str(tmp_path / "pwned"), "w"))
 
-    torch.save({"format": "spikeforge-train/1", "model": Evil()}, tmp_path / "evil.pt")
+    torch.save({"format": "spikekit-train/1", "model": Evil()}, tmp_path / "evil.pt")
     rc, _, err = _run(
         capsys, ["train", *TINY, "--out-dir", str(tmp_path / "o"), "--resume", str(tmp_path / "evil.pt")]
     )
@@ -106,7 +106,7 @@ def test_module_entry_point_real_process(tmp_path) -> None:
         "OMP_NUM_THREADS": "1",
     }
     r = subprocess.run(
-        [sys.executable, "-m", "spikeforge.train.cli", "train", "-T", "0"],
+        [sys.executable, "-m", "spikekit.train.cli", "train", "-T", "0"],
         capture_output=True,
         text=True,
         env=env,

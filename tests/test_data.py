@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikeforge import data
+from spikekit import data
 
 
 def test_digits_split_is_fixed_stratified_and_scaled() -> None:

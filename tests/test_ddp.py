@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from spikeforge.train import load_checkpoint
+from spikekit.train import load_checkpoint
 
 ARGS = ["train", "--model", "snntorch_fc", "--epochs", "1", "--batch-size", "64", "-T", "4", "--max-batches", "6",
         "--no-plots", "--no-progress", "--lr", "0.005", "--seed", "7", "--no-augment"]  # fmt: skip
@@ -32,11 +32,11 @@ def test_two_process_torchrun_matches_one_process(tmp_path) -> None:
     if torchrun is None:
         pytest.skip("torchrun is not installed")
     one, two = tmp_path / "one", tmp_path / "two"
-    r1 = subprocess.run([sys.executable, "-m", "spikeforge.train.cli", *ARGS, "--out-dir", str(one)],
+    r1 = subprocess.run([sys.executable, "-m", "spikekit.train.cli", *ARGS, "--out-dir", str(one)],
                         capture_output=True, text=True, env=_env(), timeout=300)  # fmt: skip
     assert r1.returncode == 0, r1.stderr
     r2 = subprocess.run(
-        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "spikeforge.train.cli", *ARGS, "--out-dir", str(two)],
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "spikekit.train.cli", *ARGS, "--out-dir", str(two)],
         capture_output=True, text=True, env=_env(), timeout=300,
     )  # fmt: skip
     assert r2.returncode == 0, r2.stderr[-3000:]

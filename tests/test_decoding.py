@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeforge import decoding as D
+from spikekit import decoding as D
 
 VS = torch.tensor([[[0.2, -1.0, 0.0]], [[0.1, 0.5, 0.0]], [[0.3, 0.4, 1.0]]])  # [T=3, B=1, C=3]
 

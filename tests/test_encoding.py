@@ -9,8 +9,8 @@ import pickle
 import pytest
 import torch
 
-import spikeforge as sf
-from spikeforge import encoding as E
+import spikekit as spk
+from spikekit import encoding as E
 
 # ----------------------------------------------------------------------------- direct
 
@@ -148,7 +148,7 @@ def test_constant_current_lif_hand_computed_and_shares_the_lif_rule():
     zs = E.constant_current_lif(torch.tensor([[2.0, 4.0, 8.0, 16.0]]), 2)
     torch.testing.assert_close(zs.squeeze(1), torch.tensor([[0.0, 0, 0, 1], [0, 0, 1, 1]]))
     x = torch.rand(6, 9) * 4
-    ref = sf.LIF(tau=5.0, dt=1.0, v_th=0.8)(E.direct(x, 25))
+    ref = spk.LIF(tau=5.0, dt=1.0, v_th=0.8)(E.direct(x, 25))
     assert torch.equal(E.constant_current_lif(x, 25, tau=5.0, v_th=0.8), ref)
 
 
@@ -352,7 +352,7 @@ def test_target_one_hot_matches_snntorch_targets_convert():
         ref = spikegen.targets_convert(y, num_classes=4, on_target=on, off_target=off)
         torch.testing.assert_close(E.target_one_hot(y, 4, on=on, off=off), ref.float())
     # snntorch computes max(one_hot * on, off) when on > off, so a negative off value becomes 0
-    # there; ours keeps the off value as given (documented in spikeforge.losses).
+    # there; ours keeps the off value as given (documented in spikekit.losses).
     assert float(E.target_one_hot(y, 4, on=5.0, off=-1.0).min()) == -1.0
 
 

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import torch
 
-import spikeforge as sf
-from spikeforge import kernels
+import spikekit as spk
+from spikekit import kernels
 
 pytest.importorskip("numba")
-from spikeforge.kernels import cpu
+from spikekit.kernels import cpu
 
 
-class UserSurrogate(sf.surrogate.ATan):
+class UserSurrogate(spk.surrogate.ATan):
     """A user's subclass: the kernels do not know its ``grad`` and must call it (torch tiles)."""
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
@@ -31,9 +31,9 @@ class UserSurrogate(sf.surrogate.ATan):
 
 
 SURROGATES = (
-    sf.surrogate.ATan(),
-    sf.surrogate.FastSigmoid(alpha=5.0),
-    sf.surrogate.PiecewiseQuadratic(alpha=1.0),
+    spk.surrogate.ATan(),
+    spk.surrogate.FastSigmoid(alpha=5.0),
+    spk.surrogate.PiecewiseQuadratic(alpha=1.0),
     UserSurrogate(),
 )
 
@@ -95,7 +95,7 @@ def _vals(per_neuron: bool, base: float, spread: float) -> float | torch.Tensor:
 
 
 def assert_matches_reference(
-    neuron: sf.Neuron, xs: torch.Tensor, loss: Any, spikes: bool = True
+    neuron: spk.Neuron, xs: torch.Tensor, loss: Any, spikes: bool = True
 ) -> torch.Tensor:
     """Run ``neuron`` on the reference and the numba backend: equal outputs (spikes exactly),
     close gradients of ``loss(out)`` w.r.t. the input and every parameter. Returns the output."""
@@ -111,8 +111,8 @@ def assert_matches_reference(
     return res["numba"][0]
 
 
-def make_neuron(fam: str, c: dict[str, Any]) -> sf.Neuron:
-    cls = sf.get_neuron(fam)
+def make_neuron(fam: str, c: dict[str, Any]) -> spk.Neuron:
+    cls = spk.get_neuron(fam)
     pn = c["per_neuron"]
     kw: dict[str, Any] = {"time_dependent": c["time_dependent"]}
     if fam != "li":
@@ -149,7 +149,7 @@ def _tensor(
     return (t * scale).to(dtype)
 
 
-def run_both(neuron: sf.Neuron, c: dict[str, Any], B: int = 2) -> dict[str, Any]:
+def run_both(neuron: spk.Neuron, c: dict[str, Any], B: int = 2) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(1)
     dt, T, layout = c["dtype"], c["T"], c["layout"]
     xs = (_tensor((T, B, FEAT), dt, layout, gen) * 0.8 + 0.4).requires_grad_()
@@ -210,14 +210,14 @@ def test_grid_is_pairwise_and_covers_every_value() -> None:
 def test_parity_across_blocks_and_backward_chunks(fam: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Many neurons (several parallel blocks, a ragged last one) and a backward split into
     2-row chunks (the delayed reset reads the previous chunk's surrogate)."""
-    from spikeforge.kernels import _numba_cpu
+    from spikekit.kernels import _numba_cpu
 
     B, F = 3, 401  # M = 1203 = 2 full blocks of 512 + 179
     monkeypatch.setattr(cpu, "_CHUNK_ELEMS", 2 * B * F)
     kw: dict[str, Any] = {} if fam == "li" else {"reset": "hard", "v_reset": -0.1, "v_th": 0.5}
     if fam in ("if", "lif", "cubalif"):
         kw["reset_delay"] = True
-    cls = sf.get_neuron(fam)
+    cls = spk.get_neuron(fam)
     neuron = cls(
         **kw, shape=(F,), learn=tuple(sorted(set(cls.learn_aliases) - {"tau", "tau_syn", "tau_adapt"}))
     )
@@ -232,7 +232,7 @@ def test_parity_across_blocks_and_backward_chunks(fam: str, monkeypatch: pytest.
 
 def test_used_by_default_on_cpu_and_matches_reference() -> None:
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(4, 5), sf.LIF(tau=3.0))
+    net = torch.nn.Sequential(torch.nn.Linear(4, 5), spk.LIF(tau=3.0))
     xs = torch.rand(10, 2, 4)
     lif = net[1]
     st = lif.initial_state(torch.zeros(2, 5))
@@ -249,7 +249,7 @@ def test_used_by_default_on_cpu_and_matches_reference() -> None:
 
 
 def test_no_grad_runs_without_saving() -> None:
-    lif = sf.LIF()
+    lif = spk.LIF()
     xs = torch.rand(5, 2, 3) * 2
     with torch.no_grad():
         out = lif(xs)
@@ -267,8 +267,8 @@ def test_no_grad_runs_without_saving() -> None:
     ],
 )
 def test_declines_what_it_does_not_implement(dtype: torch.dtype, options: dict[str, Any]) -> None:
-    lif = sf.LIF()
-    sf.neurons._base.replace_options(lif, **options)
+    lif = spk.LIF()
+    spk.neurons._base.replace_options(lif, **options)
     xs = torch.rand(4, 2, 3, dtype=dtype)
     st = lif.initial_state(xs[0])
     assert not cpu.supports("lif", xs, st, lif._cast(lif.params(), xs), lif.options)
@@ -278,7 +278,7 @@ def test_declines_what_it_does_not_implement(dtype: torch.dtype, options: dict[s
 
 
 def test_declines_non_cpu_tensors() -> None:
-    lif = sf.LIF()
+    lif = spk.LIF()
     xs = torch.empty(4, 2, 3, device="meta")
     st = lif.initial_state(torch.zeros(2, 3))
     assert not cpu.supports("lif", xs, st, lif.params(), lif.options)
@@ -290,10 +290,10 @@ def test_load_failure_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
     import sys
 
     monkeypatch.setattr(cpu, "_kern", None)
-    monkeypatch.setitem(sys.modules, "spikeforge.kernels._numba_cpu", None)  # import -> ImportError
+    monkeypatch.setitem(sys.modules, "spikekit.kernels._numba_cpu", None)  # import -> ImportError
     b = kernels._BACKENDS["numba"]
     monkeypatch.setattr(b, "_status", "unloaded")
-    lif = sf.LIF()
+    lif = spk.LIF()
     xs = torch.rand(4, 2, 3) * 2
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
@@ -312,7 +312,7 @@ def test_threaded_fast_path_matches_reference(
     """The IF/LIF fast path split into column chunks claimed by two threads (torch's OpenMP
     team, or Python threads when no OpenMP runtime is found), ragged chunks, T spanning
     several membrane checkpoints, and broadcast upstream gradients that are not materialised."""
-    from spikeforge.kernels import _numba_cpu
+    from spikekit.kernels import _numba_cpu
 
     monkeypatch.setattr(cpu, "_PAR_MIN_ELEMS", 0)
     monkeypatch.setattr(cpu, "_MIN_CHUNK_COLS", 64)  # 1203 columns: 2 ragged chunks (team), 8 (threads)
@@ -329,7 +329,7 @@ def test_threaded_fast_path_matches_reference(
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        cls = sf.get_neuron(fam)
+        cls = spk.get_neuron(fam)
         learn = ("v_th", "v_reset") if fam == "if" else ("beta", "v_th", "v_reset", "v_leak")
         neuron = cls(reset="hard", v_th=0.5, v_reset=-0.1, shape=(401,), learn=learn)
         gen = torch.Generator().manual_seed(0)
@@ -353,31 +353,31 @@ def test_threaded_fast_path_matches_reference(
 def test_user_surrogate_runs_on_small_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
     """A surrogate the kernels do not know keeps the stored-history path, evaluated by torch on
     tiles (here a few rows each, ragged in both dimensions)."""
-    from spikeforge.kernels import _numba_cpu
+    from spikekit.kernels import _numba_cpu
 
     assert _numba_cpu.surrogate_coefficients(UserSurrogate()) is None
     monkeypatch.setattr(cpu, "_TILE", 300)
-    lif = sf.LIF(reset="soft", surrogate=UserSurrogate(), shape=(401,), learn=("beta", "v_th"))
+    lif = spk.LIF(reset="soft", surrogate=UserSurrogate(), shape=(401,), learn=("beta", "v_th"))
     gen = torch.Generator().manual_seed(0)
     xs = (torch.randn(23, 3, 401, generator=gen) + 0.5).requires_grad_()
     w = torch.randn(23, 3, 401, generator=gen)
     assert_matches_reference(lif, xs, lambda out: (out * w).sum())
 
 
-def _surrogate_instances() -> list[sf.surrogate.Surrogate]:
-    out: list[sf.surrogate.Surrogate] = []
-    for name in sf.surrogate.names():
-        cls = getattr(sf.surrogate, name)
+def _surrogate_instances() -> list[spk.surrogate.Surrogate]:
+    out: list[spk.surrogate.Surrogate] = []
+    for name in spk.surrogate.names():
+        cls = getattr(spk.surrogate, name)
         out += [cls(), cls(alpha=0.37), cls(alpha=7.5)]
-    return [*out, sf.surrogate.PiecewiseLeakyReLU(alpha=2.0, c=0.1)]
+    return [*out, spk.surrogate.PiecewiseLeakyReLU(alpha=2.0, c=0.1)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("s", _surrogate_instances(), ids=repr)
-def test_surrogate_formulas_match_grad(s: sf.surrogate.Surrogate, dtype: torch.dtype) -> None:
+def test_surrogate_formulas_match_grad(s: spk.surrogate.Surrogate, dtype: torch.dtype) -> None:
     """The kernels' restatement of every built-in surrogate's derivative equals its ``grad``:
     a dense grid, the kinks of the piecewise ones exactly, zero and large magnitudes."""
-    from spikeforge.kernels import _numba_cpu
+    from spikekit.kernels import _numba_cpu
 
     cpu.load()
     found = _numba_cpu.surrogate_coefficients(s)
@@ -396,15 +396,15 @@ def test_surrogate_formulas_match_grad(s: sf.surrogate.Surrogate, dtype: torch.d
     _numba_cpu.surrogate_grad(kind, sp.numpy(), x.numpy(), got.numpy())
     want = s.grad(x)
     tol = {"rtol": 1e-12, "atol": 1e-300} if dtype == torch.float64 else {"rtol": 4e-7, "atol": 1e-30}
-    if isinstance(s, (sf.surrogate.Sigmoid, sf.surrogate.Erf, sf.surrogate.PiecewiseExp)):
+    if isinstance(s, (spk.surrogate.Sigmoid, spk.surrogate.Erf, spk.surrogate.PiecewiseExp)):
         tol = {"rtol": 1e-12 if dtype == torch.float64 else 2e-6, "atol": 1e-37}  # exp: libm vs torch's
     torch.testing.assert_close(got, want, **tol)
 
 
 def test_every_builtin_surrogate_has_a_kernel_formula() -> None:
-    from spikeforge.kernels import _numba_cpu
+    from spikekit.kernels import _numba_cpu
 
-    assert sorted(_numba_cpu.SURROGATE_KINDS) == sorted(sf.surrogate.names())
+    assert sorted(_numba_cpu.SURROGATE_KINDS) == sorted(spk.surrogate.names())
 
 
 def test_upstream_broadcasts_are_not_copied() -> None:
@@ -425,11 +425,11 @@ def test_upstream_broadcasts_are_not_copied() -> None:
 def test_fast_path_across_column_blocks() -> None:
     """More neurons than one column block of the IF/LIF kernels (a ragged second), learnt
     per-neuron parameters, T spanning several membrane checkpoints, against the reference."""
-    from spikeforge.kernels import _numba_cpu
+    from spikekit.kernels import _numba_cpu
 
     B, F = 3, _numba_cpu.FAST_BLOCK // 3 + 40
     assert B * F > _numba_cpu.FAST_BLOCK
-    lif = sf.LIF(reset="soft", shape=(F,), learn=("beta", "v_th", "v_leak"))
+    lif = spk.LIF(reset="soft", shape=(F,), learn=("beta", "v_th", "v_leak"))
     gen = torch.Generator().manual_seed(0)
     T = 2 * _numba_cpu.CHECKPOINT + 3
     xs = (torch.randn(T, B, F, generator=gen) + 0.5).requires_grad_()
@@ -446,13 +446,13 @@ def test_delayed_reset_takes_the_fast_path(
     """snntorch's default (``reset_delay=True``) runs the recomputing IF/LIF kernels with a
     built-in surrogate: per-neuron learnt parameters, T over several checkpoints, non-zero
     initial membrane (the first step's delayed reset reads it)."""
-    from spikeforge.kernels import _numba_cpu
+    from spikekit.kernels import _numba_cpu
 
     ran: list[str] = []
     real = cpu._run_columns
     monkeypatch.setattr(cpu, "_run_columns", lambda k, *a: ran.append(k) or real(k, *a))
     F = 37
-    lif = sf.LIF(
+    lif = spk.LIF(
         beta=torch.linspace(0.6, 0.95, F),
         v_th=torch.linspace(0.4, 0.8, F),
         v_reset=-0.1,
@@ -462,7 +462,7 @@ def test_delayed_reset_takes_the_fast_path(
         decay_input=False,
         shape=(F,),
         learn=("beta", "v_th", "v_leak", *(("v_reset",) if reset == "hard" else ())),
-        surrogate=sf.surrogate.FastSigmoid(alpha=5.0),
+        surrogate=spk.surrogate.FastSigmoid(alpha=5.0),
     ).to(dtype)
     gen = torch.Generator().manual_seed(1)
     T = 2 * _numba_cpu.CHECKPOINT + 7

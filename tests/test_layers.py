@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-import spikeforge as sf
-from spikeforge.layers import (
+import spikekit as spk
+from spikekit.layers import (
     BNTT2d,
     Flatten,
     LILinear,
@@ -18,7 +18,7 @@ from spikeforge.layers import (
     TdBatchNorm2d,
     TimeDistributed,
 )
-from spikeforge.neurons import LIFParams, LIFState, Options, lif_step
+from spikekit.neurons import LIFParams, LIFState, Options, lif_step
 
 
 def seq(*shape, seed=0):
@@ -152,7 +152,7 @@ def test_sequence_dropout_mask_is_shared_over_time_and_differs_between_sequences
 def test_recurrent_equals_explicit_loop():
     torch.manual_seed(0)
     w = nn.Linear(4, 4, bias=False)
-    lif = sf.LIF(tau=3.0, v_th=0.6)
+    lif = spk.LIF(tau=3.0, v_th=0.6)
     rec = Recurrent(lif, w)
     xs = seq(8, 3, 4).abs()
     zs, state = rec.scan(xs)
@@ -169,7 +169,7 @@ def test_recurrent_equals_explicit_loop():
     z2, _ = rec.scan(xs[3:], s1)
     torch.testing.assert_close(torch.cat([z1, z2]), zs)
     # stepwise streaming
-    with sf.stepwise(rec):
+    with spk.stepwise(rec):
         streamed = torch.stack([rec(x) for x in xs])
     torch.testing.assert_close(streamed, zs)
     # gradients reach the recurrent weights; batch_first layout
@@ -177,14 +177,14 @@ def test_recurrent_equals_explicit_loop():
     assert w.weight.grad.abs().sum() > 0
     rec_bf = Recurrent(lif, w, batch_first=True)
     torch.testing.assert_close(rec_bf(xs.transpose(0, 1)), zs.transpose(0, 1))
-    with sf.record(rec) as r:
+    with spk.record(rec) as r:
         rec(xs)
     torch.testing.assert_close(r["neuron"].v[-1], state.neuron.v)
 
 
 def test_recurrent_in_ann_mode_is_an_elman_rnn_and_checks_shapes():
     w = nn.Linear(3, 3)
-    rec = sf.non_spike(Recurrent(sf.IF(), w))
+    rec = spk.non_spike(Recurrent(spk.IF(), w))
     xs = seq(4, 2, 3)
     h, want = torch.zeros(2, 3), []
     for x in xs:
@@ -192,7 +192,7 @@ def test_recurrent_in_ann_mode_is_an_elman_rnn_and_checks_shapes():
         want.append(h)
     torch.testing.assert_close(rec(xs), torch.stack(want))
     with pytest.raises(ValueError, match="recurrent module maps"):
-        Recurrent(sf.LIF(), nn.Linear(3, 2))(xs)
+        Recurrent(spk.LIF(), nn.Linear(3, 2))(xs)
     with pytest.raises(TypeError, match="Neuron"):
         Recurrent(nn.ReLU(), w)
 
@@ -222,10 +222,10 @@ def test_sew_connect_functions_truth_tables():
 
 def test_spiking_residual_block_composes_with_a_neuron():
     torch.manual_seed(0)
-    body = nn.Sequential(TimeDistributed(nn.Conv2d(2, 2, 3, padding=1)), sf.IF())
-    block = nn.Sequential(Residual(body, connect="ADD"), sf.IF())
+    body = nn.Sequential(TimeDistributed(nn.Conv2d(2, 2, 3, padding=1)), spk.IF())
+    block = nn.Sequential(Residual(body, connect="ADD"), spk.IF())
     xs = seq(3, 2, 2, 4, 4)
-    want = sf.IF()(body(xs) + xs)
+    want = spk.IF()(body(xs) + xs)
     torch.testing.assert_close(block(xs), want)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeforge import losses as L
+from spikekit import losses as L
 
 T, B, C = 12, 6, 4
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import spikeforge as sf
-from spikeforge import metrics as M
+import spikekit as spk
+from spikekit import metrics as M
 
 
 def _spikes(seed: int, shape=(20, 32, 5), p: float = 0.2) -> torch.Tensor:
@@ -64,7 +64,7 @@ def test_accuracy_topk_equals_torch_topk_definition():
 
 
 def test_firing_rates_per_layer():
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sf.LIF(), torch.nn.Linear(4, 2), sf.LIF())
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), spk.LIF(), torch.nn.Linear(4, 2), spk.LIF())
     xs = torch.rand(10, 8, 3) * 4
     rates = M.firing_rates(net, xs)
     with torch.no_grad():

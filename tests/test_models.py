@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-import spikeforge as sf
-from spikeforge.layers import Recurrent
-from spikeforge.models import create_model, list_models, model_info
+import spikekit as spk
+from spikekit.layers import Recurrent
+from spikekit.models import create_model, list_models, model_info
 
 ALL = list_models()
 B = 2
@@ -103,10 +103,10 @@ def test_wrong_input_shape_is_explained(name):
 
 def test_neuron_kind_and_options_reach_every_hidden_neuron():
     net = build("spiking_vgg11_bn", neuron="if", neuron_options={"v_th": 0.5, "surrogate": "sigmoid"})
-    found = sf.neurons_of(net)
+    found = spk.neurons_of(net)
     assert len(found) == 8 + 2
     for _, m in found:
-        assert isinstance(m, sf.IF)
+        assert isinstance(m, spk.IF)
         assert float(m.params().v_th) == 0.5
         assert type(m.options.surrogate).__name__ == "Sigmoid"
     with pytest.raises(TypeError, match="does not accept"):
@@ -118,7 +118,7 @@ def test_model_defaults_yield_to_user_alternatives():
     net = build("snntorch_convnet", neuron_options={"tau": 4.0})
     assert float(net.body[1].params().beta) == pytest.approx(0.75)
     # Model defaults meaningless for IF (tau) are dropped rather than raising.
-    assert isinstance(build("norse_convnet", neuron="if").lif0, sf.IF)
+    assert isinstance(build("norse_convnet", neuron="if").lif0, spk.IF)
 
 
 def test_snntorch_fc_learns_layer_and_neuron_betas():
@@ -135,12 +135,12 @@ def test_snntorch_fc_learns_layer_and_neuron_betas():
 
 def test_eve_mnist_neurons_size_themselves_from_the_layer_before():
     net = build("eve_mnist", neuron="if")
-    shapes = [m.shape for _, m in sf.neurons_of(net)]
+    shapes = [m.shape for _, m in spk.neurons_of(net)]
     assert shapes == [(4, 14, 14), (8, 7, 7), (16, 4, 4), (16,)]
     # Materialised at construction, so an optimiser sees real tensors.
     assert not any(nn.parameter.is_lazy(t) for t in (*net.parameters(), *net.buffers()))
     shared = build("eve_mnist", neuron_wise=False)
-    assert all(m.shape is None for _, m in sf.neurons_of(shared))
+    assert all(m.shape is None for _, m in spk.neurons_of(shared))
 
 
 # ------------------------------------------------------------------ ANN (non-spiking) mode
@@ -161,10 +161,10 @@ class _Elman(nn.Module):
         return torch.stack(out)
 
 
-def _activation(neuron: sf.Neuron) -> nn.Module:
-    if isinstance(neuron, sf.LI):
+def _activation(neuron: spk.Neuron) -> nn.Module:
+    if isinstance(neuron, spk.LI):
         return nn.Identity()
-    if isinstance(neuron, sf.LIF):
+    if isinstance(neuron, spk.LIF):
         return nn.LeakyReLU(0.01)
     return nn.ReLU()
 
@@ -176,9 +176,9 @@ def relu_twin(model: nn.Module) -> nn.Module:
         for child_name, child in list(m.named_children()):
             if isinstance(child, Recurrent):
                 setattr(m, child_name, _Elman(_activation(child.neuron), child.recurrent))
-            elif isinstance(child, sf.Neuron):
+            elif isinstance(child, spk.Neuron):
                 setattr(m, child_name, _activation(child))
-    assert not sf.neurons_of(twin)
+    assert not spk.neurons_of(twin)
     return twin
 
 
@@ -194,10 +194,10 @@ def test_ann_mode_equals_relu_network(name):
     xs = image_input(net, 3)
     with torch.no_grad():
         spiking = net(xs)
-        sf.non_spike(net)
+        spk.non_spike(net)
         torch.testing.assert_close(net(xs), twin(xs))
         assert not torch.allclose(spiking, twin(xs))  # the mode switch changed the computation
-        sf.spike(net)
+        spk.spike(net)
         torch.testing.assert_close(net(xs), spiking)
 
 
@@ -224,7 +224,7 @@ def test_ann_mode_spiking_resnet18_equals_torchvision():
     _copy_weights(net, ref)
     xs = torch.rand(2, B, 3, 16, 16)
     with torch.no_grad():
-        sf.non_spike(net)
+        spk.non_spike(net)
         want = torch.stack([ref(x) for x in xs])
         torch.testing.assert_close(net(xs), want, rtol=1e-4, atol=1e-5)
 
@@ -251,7 +251,7 @@ def test_ann_mode_spiking_vgg_bn_equals_torchvision_vgg():
     _copy_weights(net, ref)
     xs = image_input(net, 2)
     with torch.no_grad():
-        sf.non_spike(net)
+        spk.non_spike(net)
         torch.testing.assert_close(net(xs), torch.stack([ref(x) for x in xs]), rtol=1e-4, atol=1e-5)
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from neuron_registry import CASES, NeuronCase
 
-import spikeforge as sf
-from spikeforge import kernels
+import spikekit as spk
+from spikekit import kernels
 
 cases = pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 
@@ -31,7 +31,7 @@ def test_step_scan_functional_agree_exactly(case: NeuronCase):
     for x in xs:
         z, state = n.step(x, state)
         outs.append(z)
-    zs_fn, s_fn = sf.functional.scan(type(n).step_fn, xs, n.initial_state(xs[0]), n.params(), n.options)
+    zs_fn, s_fn = spk.functional.scan(type(n).step_fn, xs, n.initial_state(xs[0]), n.params(), n.options)
     torch.testing.assert_close(torch.stack(outs), zs_scan, rtol=0, atol=0)
     torch.testing.assert_close(zs_fn, zs_scan, rtol=0, atol=0)
     for a, b, c in zip(state, s_scan, s_fn, strict=True):
@@ -39,7 +39,7 @@ def test_step_scan_functional_agree_exactly(case: NeuronCase):
         torch.testing.assert_close(c, b, rtol=0, atol=0)
     # forward() is scan() without the state, and stepwise() is step() with carried state.
     torch.testing.assert_close(n(xs), n.scan(xs)[0])
-    with sf.stepwise(n):
+    with spk.stepwise(n):
         torch.testing.assert_close(torch.stack([n(x) for x in xs]), torch.stack(outs))
 
 
@@ -59,7 +59,7 @@ def test_chunking_invariance(case: NeuronCase):
 def test_gradcheck_smooth_mode_float64(case: NeuronCase):
     n = (
         case.make(surrogate="sigmoid", learn=case.learnable)
-        if case.cls is not sf.LI
+        if case.cls is not spk.LI
         else case.make(learn=case.learnable)
     )
     n = n.double()
@@ -121,7 +121,7 @@ def test_infer_shape_equals_explicit_shape(case: NeuronCase):
 def test_no_state_in_state_dict(case: NeuronCase):
     n = case.make()
     keys = set(n.state_dict())
-    with sf.stepwise(n):
+    with spk.stepwise(n):
         n(_xs()[0])
         assert set(n.state_dict()) == keys
     assert set(n.state_dict()) == keys
@@ -136,7 +136,7 @@ def test_pickle_and_deepcopy(case: NeuronCase):
     for clone in (copy.deepcopy(n), pickle.loads(pickle.dumps(n))):
         torch.testing.assert_close(clone(xs), ref)
         assert clone.options == n.options
-    with sf.stepwise(n):
+    with spk.stepwise(n):
         n(xs[0])
         clone = copy.deepcopy(n)
         assert clone._stream is None  # transient stepwise state never travels with a copy
@@ -166,7 +166,7 @@ def test_batch_first_is_a_transpose(case: NeuronCase):
 def test_outputs_are_spikes_or_documented_values(case: NeuronCase):
     n = case.make()
     out = n(_xs(T=10) * 2)
-    if case.cls is sf.LI or not n.options.binary:
+    if case.cls is spk.LI or not n.options.binary:
         assert out.dtype == torch.float32 and not set(out.unique().tolist()) <= {0.0, 1.0}
     else:
         assert set(out.unique().tolist()) <= {0.0, 1.0}
@@ -181,20 +181,20 @@ def test_float64_runs_in_float64(case: NeuronCase):
 
 
 def test_registry_covers_every_exported_neuron():
-    assert {c.cls for c in CASES} == {sf.IF, sf.LIF, sf.CubaLIF, sf.ALIF, sf.LI}
-    assert sf.get_neuron("lif") is sf.LIF and sf.get_neuron(sf.IF) is sf.IF
+    assert {c.cls for c in CASES} == {spk.IF, spk.LIF, spk.CubaLIF, spk.ALIF, spk.LI}
+    assert spk.get_neuron("lif") is spk.LIF and spk.get_neuron(spk.IF) is spk.IF
     with pytest.raises(ValueError, match="unknown neuron 'lfi'; expected one of"):
-        sf.get_neuron("lfi")
+        spk.get_neuron("lfi")
 
 
 def test_per_channel_parameters_broadcast_over_space():
     """shape=(C, 1, 1): one threshold per conv channel (eve-mli's neuron_wise on a conv layer)."""
     v_th = torch.tensor([0.5, 1.0, 2.0]).reshape(3, 1, 1)
-    n = sf.LIF(v_th=v_th, learn="v_th")
+    n = spk.LIF(v_th=v_th, learn="v_th")
     xs = torch.rand(5, 2, 3, 4, 4) * 2
     out = n(xs)
     for c in range(3):
-        torch.testing.assert_close(out[:, :, c], sf.LIF(v_th=float(v_th[c]))(xs[:, :, c]))
+        torch.testing.assert_close(out[:, :, c], spk.LIF(v_th=float(v_th[c]))(xs[:, :, c]))
     out.sum().backward()
     assert n.v_th.grad.shape == (3, 1, 1)
     with pytest.raises(ValueError, match=r"must end in the neuron shape \(3, 1, 1\)"):
@@ -205,7 +205,7 @@ def test_parameters_follow_the_default_dtype():
     prev = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        n = sf.LIF(tau=0.01, dt=1e-3)
+        n = spk.LIF(tau=0.01, dt=1e-3)
         assert n.params().beta.dtype == torch.float64 and n.params().beta.item() == 1 - 1e-3 / 0.01
     finally:
         torch.set_default_dtype(prev)

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import spikeforge as sf
+import spikekit as spk
 
 shapes = st.tuples(
     st.integers(1, 5),  # T
@@ -17,7 +17,7 @@ neurons = st.sampled_from(["if", "lif", "cubalif", "alif", "li"])
 
 
 def _make(name: str, beta: float, v_th: float, reset: str, per_neuron: bool, feat: tuple[int, ...]):
-    cls = sf.get_neuron(name)
+    cls = spk.get_neuron(name)
     kw: dict = {}
     if name != "if":
         kw["beta"] = beta
@@ -64,7 +64,7 @@ def test_any_shape_and_parameters(shape, name, beta, v_th, reset, per_neuron, se
 @given(beta=st.floats(0.01, 0.99), x=st.floats(-2.0, 2.0), T=st.integers(1, 30))
 def test_li_closed_form(beta, x, T):
     """LI with constant input has the geometric-series solution v_T = x (1 - beta^T)."""
-    li = sf.LI(beta=beta, beta_syn=0.0)
+    li = spk.LI(beta=beta, beta_syn=0.0)
     v = li(torch.full((T, 1, 1), x, dtype=torch.float64))
     expected = x * (1 - beta**T)
     # parameters are stored in float32 (as nn.Linear weights are), hence the tolerance

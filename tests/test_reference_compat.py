@@ -1,13 +1,13 @@
 """Exact compatibility with the reference libraries' neuron semantics (issue 2, item 6).
 
 Each test runs the *installed* reference library (snntorch, spikingjelly, norse, eve-mli,
-snetx) and spikeforge, configured as in ``docs/compat.md``, on the same random input, and
+snetx) and spikekit, configured as in ``docs/compat.md``, on the same random input, and
 compares spikes (exactly), membrane trajectories and gradients (float tolerance). Inputs are
 float64 wherever the reference allows it so that rounding cannot flip a spike near the
 threshold, and every comparison first checks that the data exercises the interesting part
 (some neurons spike, some do not), so a neuron that never fires cannot pass by accident.
 
-Tests skip cleanly when a reference is missing; CI installs them all (``spikeforge[peers]``).
+Tests skip cleanly when a reference is missing; CI installs them all (``spikekit[peers]``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-import spikeforge as sf
-from spikeforge import surrogate as S
-from spikeforge.neurons.if_ import IFState
-from spikeforge.neurons.lif import LIFState
+import spikekit as spk
+from spikekit import surrogate as S
+from spikekit.neurons.if_ import IFState
+from spikekit.neurons.lif import LIFState
 
 F64 = torch.float64
 TOL = {"rtol": 1e-9, "atol": 1e-10}  # float64 vs float64, different operation order
@@ -53,9 +53,9 @@ def _same_spikes(a: Tensor, b: Tensor) -> None:
     assert mism == 0, f"{mism} of {a.numel()} spikes differ"
 
 
-def _ours(neuron: sf.Neuron, xs: Tensor, state=None) -> tuple[Tensor, object]:
+def _ours(neuron: spk.Neuron, xs: Tensor, state=None) -> tuple[Tensor, object]:
     """Outputs and the recorded state trace (``[T, B, ...]`` per field, graph kept)."""
-    with sf.record(neuron, detach=False) as rec:
+    with spk.record(neuron, detach=False) as rec:
         out, _ = neuron.scan(xs, state)
     (trace,) = rec.values()
     if state is None:
@@ -114,12 +114,12 @@ def snn():
 
 
 def _snntorch_run(leaky: nn.Module, xs: Tensor) -> tuple[Tensor, Tensor]:
-    spk, mem = [], []
+    zs, mem = [], []
     for x in xs:
         s, m = leaky(x)
-        spk.append(s)
+        zs.append(s)
         mem.append(m)
-    return torch.stack(spk), torch.stack(mem)
+    return torch.stack(zs), torch.stack(mem)
 
 
 def _snntorch_surrogates(snn):
@@ -148,7 +148,7 @@ def test_snntorch_leaky(snn, mechanism, reset_delay, surrogate):
     ref = snn.Leaky(
         beta=beta, threshold=th, reset_mechanism=mechanism, reset_delay=reset_delay, spike_grad=ref_sg()
     )
-    ours = sf.LIF(
+    ours = spk.LIF(
         beta=beta,
         v_th=th,
         v_reset=0.0,
@@ -180,7 +180,7 @@ def test_snntorch_immediate_subtract_reset_above_threshold(snn):
     If a spike leaves the membrane *above* threshold (``h >= 2 th``), snntorch subtracts the
     threshold again at the next step before deciding whether to fire, and undoes that
     subtraction when the neuron does not fire. So the next step fires only if
-    ``beta v + x > 2 th``. spikeforge (``reset_delay=False``) fires whenever
+    ``beta v + x > 2 th``. spikekit (``reset_delay=False``) fires whenever
     ``beta v + x >= th``. Hand-computed with beta=0.5, th=1, x=[2.5, 0.5]:
     snntorch: h1=2.5 -> spike, v1=1.5; step 2: 0.75+0.5-1=0.25 < 1 -> no spike, v2=1.25.
     ours:     h1=2.5 -> spike, v1=1.5; step 2: h2=1.25 >= 1 -> spike, v2=0.25.
@@ -188,7 +188,7 @@ def test_snntorch_immediate_subtract_reset_above_threshold(snn):
     xs = torch.tensor([2.5, 0.5], dtype=F64).reshape(2, 1, 1)
     ref = snn.Leaky(beta=0.5, threshold=1.0, reset_mechanism="subtract", reset_delay=False)
     r_spk, r_mem = _snntorch_run(ref, xs)
-    ours = sf.LIF(beta=0.5, v_th=1.0, decay_input=False, reset="soft")
+    ours = spk.LIF(beta=0.5, v_th=1.0, decay_input=False, reset="soft")
     o_spk, trace = _ours(ours, xs)
     assert r_spk.flatten().tolist() == [1.0, 0.0]
     assert r_mem.flatten().tolist() == [1.5, 1.25]
@@ -204,7 +204,7 @@ def test_snntorch_learnable_beta_threshold_gradients(snn, mechanism, per_neuron)
     n = 5
     beta0 = torch.linspace(0.6, 0.9, n) if per_neuron else 0.8
     th0 = torch.linspace(0.75, 1.25, n) if per_neuron else 1.0
-    ours = sf.LIF(
+    ours = spk.LIF(
         beta=beta0,
         v_th=th0,
         decay_input=False,
@@ -322,7 +322,7 @@ def test_spikingjelly_ifnode(sj, v_reset, detach_reset, dtype):
     )
     kw = _sj_hard_or_soft(v_reset)
     kw.pop("v_leak")
-    ours = sf.IF(v_th=0.75, detach_reset=detach_reset, surrogate=S.ATan(alpha=2.0), **kw)
+    ours = spk.IF(v_th=0.75, detach_reset=detach_reset, surrogate=S.ATan(alpha=2.0), **kw)
     xs = _randn((10, 4, 6), seed=3, scale=0.6, shift=0.15, dtype=dtype).requires_grad_()
     r_spk, r_v = _sj_run(ref, xs)
     o_spk, trace = _ours(ours, xs)
@@ -352,7 +352,7 @@ def test_spikingjelly_lifnode(sj, tau, v_reset, decay_input, detach_reset, dtype
         step_mode="m",
         store_v_seq=True,
     )
-    ours = sf.LIF(
+    ours = spk.LIF(
         tau=tau,
         v_th=0.75,
         decay_input=decay_input,
@@ -394,7 +394,7 @@ def test_spikingjelly_surrogate_through_lifnode(sj, name, dtype):
     neuron, sjs = sj
     make, ours_sg, _ = _sj_surrogates(sjs)[name]
     ref = neuron.LIFNode(tau=2.0, v_reset=None, surrogate_function=make(), step_mode="m", store_v_seq=True)
-    ours = sf.LIF(tau=2.0, reset="soft", surrogate=ours_sg)
+    ours = spk.LIF(tau=2.0, reset="soft", surrogate=ours_sg)
     xs = _randn((10, 3, 5), seed=5, scale=1.5, shift=0.8, dtype=dtype).requires_grad_()
     r_spk, r_v = _sj_run(ref, xs)
     o_spk, trace = _ours(ours, xs)
@@ -433,7 +433,7 @@ def test_spikingjelly_parametric_lif_learnable_tau(sj, v_reset, decay_input):
         step_mode="m",
         store_v_seq=True,
     ).double()
-    ours = sf.LIF(
+    ours = spk.LIF(
         tau=3.0, decay_input=decay_input, surrogate=S.ATan(), learn="tau", **_sj_hard_or_soft(v_reset)
     )
     ours = ours.double()
@@ -486,7 +486,7 @@ def test_norse_lif_box(norse, v_leak, v_th, v_reset, multi_step):
         tau_mem_inv=_t(TAU_MEM_INV), v_leak=_t(v_leak), v_th=_t(v_th), v_reset=_t(v_reset), method="super"
     )
     cell = norse.LIFBoxCell(p, dt=DT)
-    ours = sf.LIF(
+    ours = spk.LIF(
         tau=1 / TAU_MEM_INV,
         dt=DT,
         v_leak=v_leak,
@@ -520,7 +520,7 @@ def test_norse_lif_box_learnable_threshold_and_time_constant(norse):
     """dL/dv_th directly; dL/dtau_mem_inv = -dt dL/dbeta = -dt dL/dw / (beta (1 - beta))."""
     v_th, tau_inv = _t(1.0, grad=True), _t(TAU_MEM_INV, grad=True)
     cell = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=tau_inv, v_th=v_th, method="super"), dt=DT)
-    ours = sf.LIF(
+    ours = spk.LIF(
         tau=1 / TAU_MEM_INV, dt=DT, surrogate=S.FastSigmoid(alpha=1.0), learn=("tau", "v_th")
     ).double()
     with torch.no_grad():
@@ -551,7 +551,7 @@ def test_norse_lif_current_based(norse, v_leak, v_th, v_reset, multi_step):
         v_reset=_t(v_reset),
         method="super",
     )
-    ours = sf.CubaLIF(
+    ours = spk.CubaLIF(
         tau=1 / TAU_MEM_INV,
         tau_syn=1 / TAU_SYN_INV,
         dt=DT,
@@ -583,7 +583,7 @@ def test_norse_lif_current_based(norse, v_leak, v_th, v_reset, multi_step):
 @pytest.mark.parametrize("v_leak", [0.0, -0.25])
 def test_norse_leaky_integrator(norse, v_leak, multi_step):
     p = norse.LIParameters(tau_syn_inv=_t(TAU_SYN_INV), tau_mem_inv=_t(TAU_MEM_INV), v_leak=_t(v_leak))
-    ours = sf.LI(tau=1 / TAU_MEM_INV, tau_syn=1 / TAU_SYN_INV, dt=DT, v_leak=v_leak)
+    ours = spk.LI(tau=1 / TAU_MEM_INV, tau_syn=1 / TAU_SYN_INV, dt=DT, v_leak=v_leak)
     xs = _randn((20, 3, 5), seed=10).requires_grad_()
     if multi_step:
         r_v, r_state = norse.LI(p, dt=DT)(xs)
@@ -601,7 +601,7 @@ def test_norse_leaky_integrator(norse, v_leak, multi_step):
 
 def test_norse_leaky_integrator_box(norse):
     p = norse.LIBoxParameters(tau_mem_inv=_t(TAU_MEM_INV), v_leak=_t(-0.25))
-    ours = sf.LI(tau=1 / TAU_MEM_INV, tau_syn=None, dt=DT, v_leak=-0.25)
+    ours = spk.LI(tau=1 / TAU_MEM_INV, tau_syn=None, dt=DT, v_leak=-0.25)
     xs = _randn((20, 3, 5), seed=11).requires_grad_()
     r_v, _ = _norse_cell_run(norse.LIBoxCell(p, dt=DT), xs)
     o_v, _ = _ours(ours, xs)
@@ -614,7 +614,7 @@ def test_norse_leaky_integrator_box(norse):
 @pytest.mark.parametrize("v_reset", [0.0, -0.5])
 def test_norse_iaf(norse, v_reset):
     p = norse.IAFParameters(v_th=_t(0.75), v_reset=_t(v_reset), method="super")
-    ours = sf.IF(v_th=0.75, v_reset=v_reset, reset="hard", surrogate=S.FastSigmoid(alpha=1.0))
+    ours = spk.IF(v_th=0.75, v_reset=v_reset, reset="hard", surrogate=S.FastSigmoid(alpha=1.0))
     xs = _randn((15, 3, 5), seed=12, scale=0.6, shift=0.2).requires_grad_()
     r_spk, r_state = norse.IAF(p)(xs)  # multi-step module (it cannot record states)
     c_spk, states = _norse_cell_run(norse.IAFCell(p), xs)
@@ -644,7 +644,7 @@ def test_norse_triangle_surrogate(norse, alpha):
     )
     # and through a neuron: LIFBoxCell with method="triangle"
     p = norse.LIFBoxParameters(tau_mem_inv=_t(TAU_MEM_INV), method="triangle", alpha=alpha)
-    lif = sf.LIF(tau=1 / TAU_MEM_INV, dt=DT, surrogate=ours)
+    lif = spk.LIF(tau=1 / TAU_MEM_INV, dt=DT, surrogate=ours)
     xs = _randn((30, 3, 5), seed=13, scale=4.0, shift=3.0).requires_grad_()
     r_spk, states = _norse_cell_run(norse.LIFBoxCell(p, dt=DT), xs)
     o_spk, trace = _ours(lif, xs)
@@ -708,12 +708,12 @@ _EVE_SG = {
 }
 
 
-def _eve_ours(kind: str, voltage_reset: float | None, tau: float, **kw) -> sf.Neuron:
+def _eve_ours(kind: str, voltage_reset: float | None, tau: float, **kw) -> spk.Neuron:
     reset = {"reset": "soft"} if voltage_reset is None else {"reset": "hard", "v_reset": voltage_reset}
     if kind == "IF":
-        return sf.IF(detach_reset=True, **reset, **kw)
+        return spk.IF(detach_reset=True, **reset, **kw)
     leak = 0.0 if voltage_reset is None else voltage_reset
-    return sf.LIF(tau=tau, v_leak=leak, decay_input=True, detach_reset=True, **reset, **kw)
+    return spk.LIF(tau=tau, v_leak=leak, decay_input=True, detach_reset=True, **reset, **kw)
 
 
 # binary=False returns v - th and bypasses the surrogate, so one surrogate covers it
@@ -765,7 +765,7 @@ def test_eve_nodes(eve, kind, voltage_reset, time_dependent, binary, surrogate):
 def test_eve_learnable_threshold_and_reset(eve, kind, voltage_reset, neuron_wise):
     """Learnt threshold (and reset, for a hard reset) receive the same gradients.
 
-    eve starts the membrane at 0 whatever ``voltage_reset`` is, while spikeforge starts a
+    eve starts the membrane at 0 whatever ``voltage_reset`` is, while spikekit starts a
     hard-reset IF at ``v_reset`` and a LIF at ``v_leak``; so a non-zero reset potential needs
     an explicit zero initial state. eve's LIF leaks towards ``voltage_reset``, which is our
     ``v_leak``: its gradient is the sum of our ``v_reset`` and ``v_leak`` gradients.
@@ -807,10 +807,10 @@ def test_eve_learnable_threshold_and_reset(eve, kind, voltage_reset, neuron_wise
 
 @pytest.mark.parametrize("kind", ["IF", "LIF"])
 def test_eve_non_spiking_mode(eve, kind):
-    """eve's ``non_spike()``: IFNode is ReLU, LIFNode is LeakyReLU; ours via ``sf.non_spike``."""
+    """eve's ``non_spike()``: IFNode is ReLU, LIFNode is LeakyReLU; ours via ``spk.non_spike``."""
     node = _eve_node(eve, eve.IFNode if kind == "IF" else eve.LIFNode)
     node.non_spike()
-    ours = sf.non_spike(sf.IF() if kind == "IF" else sf.LIF())
+    ours = spk.non_spike(spk.IF() if kind == "IF" else spk.LIF())
     xs = _randn((5, 3, 2, C), seed=16).requires_grad_()
     r = torch.stack([node(x) for x in xs])
     o = ours(xs)
@@ -909,7 +909,7 @@ def test_snetx_lif(snetx, tau, v_th, v_reset, detach):
     ref = snetx.neuron.LIF(
         tau=tau, v_th=v_th, v_reset=v_reset, sg=snetx.algorithm.arc_tan, alpha=lambda: alpha, detach=detach
     )
-    ours = sf.LIF(
+    ours = spk.LIF(
         beta=1 / tau,
         v_th=v_th,
         v_reset=v_reset,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import spikeforge as sf
-from spikeforge import regularisers as R
+import spikekit as spk
+from spikekit import regularisers as R
 
 
 def _net() -> torch.nn.Sequential:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(3, 6), sf.LIF(), torch.nn.Linear(6, 4), sf.LIF(tau=4.0))
+    return torch.nn.Sequential(torch.nn.Linear(3, 6), spk.LIF(), torch.nn.Linear(6, 4), spk.LIF(tau=4.0))
 
 
 def _xs(T: int = 10, B: int = 5) -> torch.Tensor:
@@ -47,7 +47,7 @@ def test_recorder_rates_equal_the_layer_outputs_and_hooks_are_removed():
     torch.testing.assert_close(act.rates()["3"], o.mean((0, 1)))
     assert act.firing_rates()["1"] == pytest.approx(float(h.detach().mean()))
     assert all(len(m._forward_hooks) == 0 for m in net)
-    assert all(m._recorder is None for _, m in sf.neurons_of(net))
+    assert all(m._recorder is None for _, m in spk.neurons_of(net))
 
 
 def test_recorder_penalties_have_the_gradients_of_explicit_penalties():
@@ -72,7 +72,7 @@ def test_recorder_accumulates_running_sums_over_calls_and_stepwise():
     with R.ActivityRecorder(net) as whole:
         net(xs[:4])
         net(xs[4:])
-    with R.ActivityRecorder(net) as steps, sf.stepwise(net):
+    with R.ActivityRecorder(net) as steps, spk.stepwise(net):
         for x in xs:
             net(x)
     # both saw 8 steps x 5 samples per neuron; sums agree up to the state carried between chunks
@@ -89,7 +89,7 @@ def test_membrane_bounds_via_record():
     net, xs = _net(), _xs()
     with R.ActivityRecorder(net, layers=["3"], v_bounds=(-0.2, 0.5)) as act:
         net(xs)
-    with sf.record(net) as rec:
+    with spk.record(net) as rec:
         net(xs)
     torch.testing.assert_close(act.membrane_bounds(), R.membrane_bounds(rec["3"].v, -0.2, 0.5))
     assert set(act.rates()) == {"3"}
@@ -102,7 +102,7 @@ def test_recorder_errors():
     net = _net()
     with pytest.raises(ValueError, match=r"no neuron named \['9'\].*\['1', '3'\]"):
         R.ActivityRecorder(net, layers=["9"])
-    with pytest.raises(ValueError, match="no spikeforge neurons"):
+    with pytest.raises(ValueError, match="no spikekit neurons"):
         R.ActivityRecorder(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="lo < hi"):
         R.ActivityRecorder(net, v_bounds=(1.0, 0.0))
@@ -128,4 +128,4 @@ def test_recorder_removes_hooks_when_the_block_raises():
     with pytest.raises(KeyError), R.ActivityRecorder(net, v_bounds=(-1.0, 1.0)):
         raise KeyError("boom")
     assert all(len(m._forward_hooks) == 0 for m in net)
-    assert all(m._recorder is None for _, m in sf.neurons_of(net))
+    assert all(m._recorder is None for _, m in spk.neurons_of(net))

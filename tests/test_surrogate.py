@@ -9,8 +9,8 @@ import pickle
 import pytest
 import torch
 
-import spikeforge as sf
-from spikeforge import surrogate as S
+import spikekit as spk
+from spikekit import surrogate as S
 
 ALL = [getattr(S, n)() for n in S.names()] + [S.ATan(alpha=5.0), S.PiecewiseLeakyReLU(alpha=2.0, c=0.1)]
 ids = [repr(s) for s in ALL]
@@ -98,18 +98,18 @@ def test_lookup_errors_are_clear():
     with pytest.raises(ValueError, match=r"unknown surrogate 'atn'; expected one of Sigmoid, ATan"):
         S.get("atn")
     with pytest.raises(
-        TypeError, match=r"surrogate must be a spikeforge\.surrogate\.Surrogate or its name, got int"
+        TypeError, match=r"surrogate must be a spikekit\.surrogate\.Surrogate or its name, got int"
     ):
         S.get(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alpha must be finite and > 0, got -1"):
         S.ATan(alpha=-1)
     with pytest.raises(ValueError, match="unknown surrogate"):
-        sf.LIF(surrogate="nope")
+        spk.LIF(surrogate="nope")
 
 
 def test_alpha_schedule_touches_only_the_given_model():
-    a = torch.nn.Sequential(sf.LIF(surrogate=S.ATan(alpha=2.0)), sf.IF(), sf.LI())
-    b = torch.nn.Sequential(sf.LIF(surrogate=S.ATan(alpha=2.0)))
+    a = torch.nn.Sequential(spk.LIF(surrogate=S.ATan(alpha=2.0)), spk.IF(), spk.LI())
+    b = torch.nn.Sequential(spk.LIF(surrogate=S.ATan(alpha=2.0)))
     sched = S.AlphaSchedule(base=4.0, epochs=4, e_max=1.0)
     assert [sched.alpha(e) for e in range(5)] == [4.0, 5.0, 6.0, 7.0, 8.0]
     assert sched.apply(a, 2) == 6.0
@@ -121,6 +121,6 @@ def test_alpha_schedule_touches_only_the_given_model():
 
 
 def test_set_surrogate():
-    net = torch.nn.Sequential(sf.LIF(), torch.nn.Linear(2, 2), sf.IF())
-    sf.set_surrogate(net, "sigmoid", alpha=10.0)
-    assert all(m.options.surrogate == S.Sigmoid(alpha=10.0) for _, m in sf.neurons_of(net))
+    net = torch.nn.Sequential(spk.LIF(), torch.nn.Linear(2, 2), spk.IF())
+    spk.set_surrogate(net, "sigmoid", alpha=10.0)
+    assert all(m.options.surrogate == S.Sigmoid(alpha=10.0) for _, m in spk.neurons_of(net))

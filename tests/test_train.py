@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-import spikeforge as sf
-from spikeforge.data import RandomShift, digits_arrays, make_loader
-from spikeforge.train import (
+import spikekit as spk
+from spikekit.data import RandomShift, digits_arrays, make_loader
+from spikekit.train import (
     CheckpointError,
     Classifier,
     Trainer,
@@ -29,10 +29,10 @@ def _net() -> nn.Module:
     return nn.Sequential(
         nn.Flatten(2),
         nn.Linear(64, 32),
-        sf.LIF(tau=2.0),
+        spk.LIF(tau=2.0),
         nn.Dropout(0.2),
         nn.Linear(32, 10),
-        sf.LI(tau=2.0, tau_syn=None),
+        spk.LI(tau=2.0, tau_syn=None),
     )
 
 
@@ -173,7 +173,7 @@ class _Evil:
 def test_crafted_checkpoint_is_refused_without_running_code(tmp_path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"format": "spikeforge-train/1", "model": _Evil(str(marker))}, path)
+    torch.save({"format": "spikekit-train/1", "model": _Evil(str(marker))}, path)
     assert not marker.exists()
     with pytest.raises(CheckpointError, match="not a plain-data"):
         load_checkpoint(path)

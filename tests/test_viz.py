@@ -9,8 +9,8 @@ import sys
 import torch
 from torch import nn
 
-import spikeforge as sf
-from spikeforge import viz
+import spikekit as spk
+from spikekit import viz
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -30,11 +30,11 @@ def test_run_plots_writes_every_plot(tmp_path) -> None:
     torch.manual_seed(0)
     net = nn.Sequential(
         nn.Linear(6, 12),
-        sf.LIF(tau=2.0),
+        spk.LIF(tau=2.0),
         nn.Linear(12, 4),
-        sf.LIF(tau=2.0),
+        spk.LIF(tau=2.0),
         nn.Linear(4, 3),
-        sf.LI(tau=2.0, tau_syn=None),
+        spk.LI(tau=2.0, tau_syn=None),
     )
     xs = torch.rand(10, 1, 6) * 3
     hist = [
@@ -56,7 +56,7 @@ def test_run_plots_writes_every_plot(tmp_path) -> None:
 
 
 def test_trace_sample_collects_spikes_and_membranes() -> None:
-    net = nn.Sequential(nn.Linear(2, 3), sf.LIF(tau=2.0), nn.Linear(3, 2), sf.LI(tau=2.0, tau_syn=None))
+    net = nn.Sequential(nn.Linear(2, 3), spk.LIF(tau=2.0), nn.Linear(3, 2), spk.LI(tau=2.0, tau_syn=None))
     tr = viz.trace_sample(net, torch.ones(5, 1, 2))
     assert tr["outputs"]["1"].shape == (5, 1, 3) and set(tr["outputs"]["1"].unique().tolist()) <= {0.0, 1.0}
     assert tr["states"]["3"].v.shape == (5, 1, 2)
@@ -73,7 +73,7 @@ def test_imports_stay_light() -> None:
     code = (
         "import sys, torch\n"
         "before = set(sys.modules)\n"
-        "import spikeforge.viz, spikeforge.train, spikeforge.data, spikeforge.train.cli\n"
+        "import spikekit.viz, spikekit.train, spikekit.data, spikekit.train.cli\n"
         "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
         "print(sorted(new & {'matplotlib', 'torchvision', 'tonic', 'sklearn', 'tensorboard', 'tqdm', 'h5py'}))\n"
     )

@@ -1,0 +1,145 @@
+"""Apply stateless layers to sequences by folding time into the batch.
+
+Convolutions, pooling and normalisation have no notion of time: running them on ``T * B``
+samples at once is the same as a Python loop over the ``T`` steps, only faster (one large
+kernel call instead of ``T`` small ones). This is spikingjelly's ``SeqToANNContainer`` and
+snetx's ``Tosnn``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["TimeDistributed", "Flatten", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "feature_ndim"]
+
+
+def feature_ndim(module: nn.Module) -> int | None:
+    """Number of per-sample feature dims ``module`` expects (``3`` for ``Conv2d``), if known.
+
+    Used to recognise a single time step ``[B, *features]`` (inside :func:`spikekit.stepwise`)
+    from a sequence ``[T, B, *features]``; ``None`` when the module does not say.
+    """
+    if isinstance(module, nn.Sequential):
+        for m in module:
+            n = feature_ndim(m)
+            if n is not None:
+                return n
+        return None
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return len(module.kernel_size) + 1
+    if isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)):
+        return 3
+    if isinstance(module, (nn.BatchNorm3d, nn.InstanceNorm3d)):
+        return 4
+    name = type(module).__name__
+    if "Pool" in name and name[-2:] in ("1d", "2d", "3d"):
+        return int(name[-2]) + 1
+    return None
+
+
+class TimeDistributed(nn.Module):
+    """Apply ``module`` (or several, in sequence) to every time step by folding T into the batch.
+
+    The modules must treat samples independently (convolution, pooling, linear, dropout,
+    batch norm whose statistics are then taken over ``T * B`` samples, as in tdBN).
+
+    Args:
+        *modules: one module, or several applied in order (wrapped in ``nn.Sequential``).
+        batch_first: inputs are ``[B, T, *features]``; only error messages depend on it, because
+            folding two leading dims gives the same result in either order.
+
+    Shape:
+        input ``[T, B, *in_features]`` -> output ``[T, B, *out_features]``. If the wrapped module
+        declares its sample rank (convolutions, pooling, 2d/3d batch norm) a single step
+        ``[B, *in_features]`` is also accepted, so the layer works inside :func:`spikekit.stepwise`.
+
+    Example:
+        >>> import torch
+        >>> conv = TimeDistributed(torch.nn.Conv2d(1, 4, 3, padding=1))
+        >>> conv(torch.rand(5, 2, 1, 8, 8)).shape
+        torch.Size([5, 2, 4, 8, 8])
+    """
+
+    def __init__(self, *modules: nn.Module, batch_first: bool = False) -> None:
+        super().__init__()
+        if not modules:
+            raise ValueError("TimeDistributed needs at least one module")
+        for m in modules:
+            if not isinstance(m, nn.Module):
+                raise TypeError(f"TimeDistributed expects nn.Module arguments, got {type(m).__name__}")
+        self.module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+        self.batch_first = bool(batch_first)
+        self._sample_ndim = feature_ndim(self.module)
+
+    def forward(self, xs: Tensor) -> Tensor:
+        """Run the module on ``xs`` with time folded into the batch.
+
+        Args:
+            xs: ``[T, B, *features]`` (``[B, T, *features]`` with ``batch_first``).
+
+        Returns:
+            The module's output per step, with the two leading dims restored.
+        """
+        if not isinstance(xs, Tensor):
+            raise TypeError(f"TimeDistributed: expected a torch.Tensor, got {type(xs).__name__}")
+        if self._sample_ndim is not None and xs.ndim == self._sample_ndim + 1:
+            return self.module(xs)  # one time step [B, *features] (stepwise mode)
+        if xs.ndim < 3 or (self._sample_ndim is not None and xs.ndim != self._sample_ndim + 2):
+            layout = "[B, T, *features]" if self.batch_first else "[T, B, *features]"
+            want = "" if self._sample_ndim is None else f" with {self._sample_ndim} feature dims"
+            raise ValueError(
+                f"TimeDistributed({type(self.module).__name__}): expected {layout}{want}, "
+                f"got shape {tuple(xs.shape)}"
+            )
+        lead = xs.shape[:2]
+        return self.module(xs.flatten(0, 1)).unflatten(0, lead)
+
+    def extra_repr(self) -> str:
+        return "batch_first=True" if self.batch_first else ""
+
+
+class Flatten(nn.Module):
+    """Flatten every dim after the two leading (time, batch) ones: ``[T, B, *f] -> [T, B, prod(f)]``.
+
+    Example:
+        >>> import torch
+        >>> Flatten()(torch.zeros(4, 2, 3, 5, 5)).shape
+        torch.Size([4, 2, 75])
+    """
+
+    def forward(self, xs: Tensor) -> Tensor:
+        if xs.ndim < 3:
+            raise ValueError(f"Flatten: expected [T, B, *features], got shape {tuple(xs.shape)}")
+        return xs.flatten(2)
+
+
+class MaxPool2d(TimeDistributed):
+    """Spike max-pooling over ``[T, B, C, H, W]`` (``nn.MaxPool2d`` per step; a pooled spike is
+    1 iff any spike in the window is 1).
+
+    Example:
+        >>> import torch
+        >>> MaxPool2d(2)(torch.rand(3, 2, 4, 8, 8)).shape
+        torch.Size([3, 2, 4, 4, 4])
+    """
+
+    def __init__(
+        self, kernel_size: int, stride: int | None = None, padding: int = 0, *, batch_first: bool = False
+    ) -> None:
+        super().__init__(nn.MaxPool2d(kernel_size, stride, padding), batch_first=batch_first)
+
+
+class AvgPool2d(TimeDistributed):
+    """Average pooling over ``[T, B, C, H, W]`` (``nn.AvgPool2d`` per step)."""
+
+    def __init__(
+        self, kernel_size: int, stride: int | None = None, padding: int = 0, *, batch_first: bool = False
+    ) -> None:
+        super().__init__(nn.AvgPool2d(kernel_size, stride, padding), batch_first=batch_first)
+
+
+class AdaptiveAvgPool2d(TimeDistributed):
+    """Adaptive average pooling over ``[T, B, C, H, W]`` to ``output_size`` per step."""
+
+    def __init__(self, output_size: int | tuple[int, int], *, batch_first: bool = False) -> None:
+        super().__init__(nn.AdaptiveAvgPool2d(output_size), batch_first=batch_first)

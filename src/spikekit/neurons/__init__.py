@@ -1,0 +1,40 @@
+"""Spiking (and leaky-integrator) neurons: one file per neuron, each a step function plus module."""
+
+from spikekit.neurons._base import Neuron, Options
+from spikekit.neurons._registry import get_neuron, list_neurons, register_neuron
+from spikekit.neurons.alif import ALIF, ALIFParams, ALIFState, alif_step
+from spikekit.neurons.cuba_lif import CubaLIF, CubaLIFParams, CubaLIFState, cuba_lif_step
+from spikekit.neurons.if_ import IF, IFParams, IFState, if_step
+from spikekit.neurons.li import LI, LIParams, LIState, li_step
+from spikekit.neurons.lif import LIF, LIFParams, LIFState, lif_step
+
+for _cls in (IF, LIF, CubaLIF, ALIF, LI):
+    register_neuron(_cls)
+
+__all__ = [
+    "Neuron",
+    "Options",
+    "get_neuron",
+    "list_neurons",
+    "register_neuron",
+    "IF",
+    "IFParams",
+    "IFState",
+    "if_step",
+    "LIF",
+    "LIFParams",
+    "LIFState",
+    "lif_step",
+    "CubaLIF",
+    "CubaLIFParams",
+    "CubaLIFState",
+    "cuba_lif_step",
+    "ALIF",
+    "ALIFParams",
+    "ALIFState",
+    "alif_step",
+    "LI",
+    "LIParams",
+    "LIState",
+    "li_step",
+]

@@ -1,0 +1,564 @@
+"""``spikekit train`` and ``spikekit sweep``.
+
+:func:`add_parser` registers both on the ``spikekit`` command's sub-parsers; :func:`main`
+runs them on their own (``python -m spikekit.train.cli train ...``). Configuration is
+``DEFAULTS``, then a ``--preset``, then the options given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import types
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+__all__ = ["add_parser", "main", "DEFAULTS", "PRESETS", "resolve_config", "run_train", "run_sweep"]
+
+# The default run: conv SNN, direct encoding, T=4 on the embedded digits (about a minute on 2 cores).
+DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "data_dir": None,
+    "download": False,
+    "augment": True,
+    "model": "digits_convnet",
+    "neuron": "lif",
+    "neuron_options": {},
+    "model_options": {},
+    "surrogate": None,
+    "surrogate_alpha": None,
+    "encoder": "direct",
+    "loss": "ce",
+    "T": 4,
+    "epochs": 10,
+    "batch_size": 64,
+    "lr": 5e-3,
+    "optimizer": "adamw",
+    "weight_decay": 1e-4,
+    "schedule": "cosine",
+    "clip_grad": None,
+    "bf16": False,
+    "tbptt": None,
+    "deterministic": False,
+    "seed": 0,
+    "out_dir": "runs/train",
+    "resume": None,
+    "plots": True,
+    "progress": True,
+    "max_batches": None,
+}
+
+# Each reference tutorial's experiment. `fallback_epochs` caps epochs when the real data is
+# absent and the run falls back to the embedded digits (unless --epochs is given).
+PRESETS: dict[str, dict[str, Any]] = {
+    "eve-mnist": {
+        "dataset": "mnist", "model": "eve_mnist", "neuron": "if", "surrogate": "sigmoid",
+        "encoder": "poisson", "T": 5, "epochs": 10, "batch_size": 128, "lr": 1e-3,
+        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 5, "augment": False,
+    },
+    "norse-mnist-conv": {
+        "dataset": "mnist", "model": "norse_convnet", "neuron": "lif", "surrogate": "superspike",
+        "encoder": "direct", "T": 32, "epochs": 5, "batch_size": 32, "lr": 2e-3,
+        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2, "augment": False,
+    },
+    "snntorch-quickstart": {
+        "dataset": "mnist", "model": "snntorch_convnet", "neuron": "lif", "surrogate": "fast_sigmoid",
+        "surrogate_alpha": 25.0, "encoder": "direct", "loss": "mse_count", "T": 25, "epochs": 1,
+        "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none",
+        "fallback_epochs": 3, "augment": False,
+    },
+    "spikingjelly-lif-fc": {
+        "dataset": "mnist", "model": "spikingjelly_fc", "neuron": "lif", "neuron_options": {"tau": 2.0},
+        "encoder": "poisson", "T": 100, "epochs": 100, "batch_size": 128, "lr": 1e-3,
+        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2, "augment": False,
+    },
+    "snetx-vgg-cifar10": {
+        "dataset": "cifar10", "model": "spiking_vgg11_bn", "neuron": "lif", "surrogate": "atan",
+        "encoder": "direct", "T": 4, "epochs": 200, "batch_size": 64, "lr": 0.1,
+        "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "fallback_epochs": 2, "augment": False,
+    },
+}  # fmt: skip
+
+
+class CLIError(Exception):
+    """Bad command-line input: printed as one line, exit code 2."""
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def _kv(s: str) -> tuple[str, Any]:
+    if "=" not in s:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. tau=2.0), got {s!r}")
+    k, v = s.split("=", 1)
+    try:
+        val = json.loads(v)
+    except json.JSONDecodeError:
+        val = v  # a bare word such as reset=soft
+    return k.strip(), val
+
+
+def _one_line_errors(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    # argparse prints the whole usage before the error; the brief is one clear line.
+    def error(self: argparse.ArgumentParser, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    p.error = types.MethodType(error, p)  # type: ignore[method-assign]
+    return p
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a(
+        "--dataset",
+        help="digits (embedded, default), mnist, fmnist, cifar10, cifar100, nmnist, dvsgesture, shd",
+    )
+    a("--data-dir", dest="data_dir", help="folder holding the dataset files (torchvision / tonic layout)")
+    a("--download", action="store_true", default=None, help="download the dataset if absent (needs internet)")
+    a("--augment", action=argparse.BooleanOptionalAction, default=None,
+      help="random 1-pixel shifts of the training digits (default on for the default run)")  # fmt: skip
+    a("--model", help="model name from the registry (default digits_convnet)")
+    a("--neuron", help="hidden neuron: lif, if, cubalif, alif (default lif)")
+    a("--neuron-opt", dest="neuron_opt", action="append", type=_kv, metavar="KEY=VALUE",
+      help="neuron option, repeatable, e.g. --neuron-opt tau=2.0 --neuron-opt reset=soft")  # fmt: skip
+    a("--model-opt", dest="model_opt", action="append", type=_kv, metavar="KEY=VALUE",
+      help="model constructor option, repeatable, e.g. --model-opt neuron_wise=false")  # fmt: skip
+    a("--surrogate", help="surrogate gradient name, e.g. atan, sigmoid, fast_sigmoid")
+    a("--surrogate-alpha", dest="surrogate_alpha", type=_positive_float, help="surrogate sharpness")
+    a("--encoder", choices=("direct", "poisson", "none"), help="input encoding (default direct)")
+    a(
+        "--loss",
+        choices=("ce", "mse_count"),
+        help="ce on the time-mean readout (default) or snntorch mse_count",
+    )
+    a("-T", "--time-steps", dest="T", type=_positive_int, help="time steps per sample (default 4)")
+    a("--epochs", type=_positive_int)
+    a("--batch-size", dest="batch_size", type=_positive_int, help="global batch size (split over processes)")
+    a("--lr", type=_positive_float, help="learning rate")
+    a("--optimizer", choices=("adamw", "adam", "sgd"))
+    a("--weight-decay", dest="weight_decay", type=float)
+    a("--schedule", choices=("cosine", "none"), help="learning-rate schedule per epoch")
+    a("--clip-grad", dest="clip_grad", type=_positive_float, help="clip the global gradient norm")
+    a("--bf16", action="store_true", default=None, help="bf16 autocast (CPU or GPU)")
+    a("--tbptt", type=_positive_int, help="truncated BPTT window in steps (default: full BPTT)")
+    a("--deterministic", action="store_true", default=None, help="deterministic kernels")
+    a("--seed", type=int)
+    a("--out-dir", dest="out_dir", help="output folder (default runs/train)")
+    a("--no-plots", dest="plots", action="store_false", default=None, help="skip the PNG plots")
+    a(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bar / epoch lines",
+    )
+    a("--device", default=None, help="cpu (default) or cuda")
+    a(
+        "--max-batches",
+        dest="max_batches",
+        type=_positive_int,
+        help="train on at most N batches per epoch (smoke tests)",
+    )
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``train`` and ``sweep`` on the ``spikekit`` command's ``add_subparsers()`` object."""
+    t = _one_line_errors(
+        subparsers.add_parser(
+            "train",
+            help="train a spiking network (default: conv SNN on the embedded digits, ~1 min)",
+            description="Train an SNN. With no options: digits_convnet, direct encoding, T=4, on the embedded 8x8 digits.",
+        )
+    )
+    t.add_argument("--preset", choices=sorted(PRESETS), help="reproduce a reference tutorial's experiment")
+    _add_common(t)
+    t.add_argument("--resume", help="checkpoint to resume from, or 'auto' for OUT_DIR/last.pt")
+    t.set_defaults(func=_guarded(run_train, "spikekit train"))
+    s = _one_line_errors(
+        subparsers.add_parser(
+            "sweep",
+            help="eve-mli's comparisons (T, IF vs LIF, learnable params, surrogates) on the digits",
+            description="Train one short run per configuration and write a comparison table and plot.",
+        )
+    )
+    _add_common(s)
+    s.add_argument("--only", help="comma-separated group names: timesteps,neuron,options,surrogate")
+    s.set_defaults(func=_guarded(run_sweep, "spikekit sweep"))
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``DEFAULTS`` (updated with ``base``), then the preset, then every option given explicitly."""
+    cfg = {**DEFAULTS, **(base or {})}
+    preset = getattr(args, "preset", None)
+    if preset:
+        cfg.update(PRESETS[preset])
+        cfg["preset"] = preset
+    given = {
+        k: v
+        for k, v in vars(args).items()
+        if v is not None and k not in ("func", "preset", "neuron_opt", "model_opt", "only", "command")
+    }
+    cfg["epochs_given"] = "epochs" in given
+    cfg.update(given)
+    opts = dict(cfg.get("neuron_options") or {})
+    opts.update(dict(getattr(args, "neuron_opt", None) or []))
+    cfg["neuron_options"] = opts
+    cfg["model_options"] = {**cfg.get("model_options", {}), **dict(getattr(args, "model_opt", None) or [])}
+    cfg.setdefault("device", None)
+    cfg["device"] = cfg["device"] or "cpu"
+    return cfg
+
+
+def _check(cfg: dict[str, Any]) -> None:
+    import spikekit as spk
+    from spikekit import data, models
+
+    if cfg["model"] not in models.list_models():
+        raise CLIError(f"unknown model {cfg['model']!r}; registered: {', '.join(models.list_models())}")
+    try:
+        spk.get_neuron(cfg["neuron"])
+        if cfg["surrogate"] is not None:
+            spk.surrogate.get(cfg["surrogate"])
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    if cfg["dataset"] not in data.names():
+        raise CLIError(f"unknown dataset {cfg['dataset']!r}; expected one of {', '.join(data.names())}")
+
+
+def _rank_world() -> tuple[int, int]:
+    from spikekit.data import dist_info
+
+    return dist_info()
+
+
+def _load_data(cfg: dict[str, Any], say: Any) -> Any:
+    from spikekit import data
+
+    _, world = _rank_world()
+    if cfg["batch_size"] % world:
+        raise CLIError(f"--batch-size {cfg['batch_size']} must be divisible by the {world} processes")
+    per_rank = cfg["batch_size"] // world
+    try:
+        return data.load(
+            cfg["dataset"], data_dir=cfg["data_dir"], batch_size=per_rank, T=cfg["T"],
+            download=bool(cfg["download"]), seed=cfg["seed"], augment=bool(cfg["augment"]),
+        )  # fmt: skip
+    except data.DatasetNotFoundError as e:
+        if not cfg.get("preset"):
+            raise CLIError(str(e)) from None
+        # Presets fall back to the embedded digits so they always run (and say so).
+        cfg["fallback_from"] = cfg["dataset"]
+        cfg["dataset"], cfg["encoder"] = "digits", ("direct" if cfg["encoder"] == "none" else cfg["encoder"])
+        if not cfg["epochs_given"]:
+            cfg["epochs"] = min(cfg["epochs"], cfg.get("fallback_epochs", cfg["epochs"]))
+        say(
+            f"note: {e}\nnote: preset {cfg['preset']}: falling back to the embedded 8x8 digits ({cfg['epochs']} epochs)"
+        )
+        return data.load("digits", batch_size=per_rank, seed=cfg["seed"], augment=bool(cfg["augment"]))
+
+
+def _build(cfg: dict[str, Any], bundle: Any, say: Any) -> Any:
+    import torch
+
+    import spikekit as spk
+    from spikekit import models
+    from spikekit.train.trainer import Classifier
+
+    def make(name: str) -> torch.nn.Module:
+        return models.create_model(
+            name, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+            input_size=bundle.input_size,
+            neuron=cfg["neuron"], neuron_options=cfg["neuron_options"] or None, **cfg["model_options"],
+        )  # fmt: skip
+
+    try:
+        net = make(cfg["model"])
+        if cfg.get("fallback_from"):
+            x, _ = next(iter(bundle.test))
+            with torch.no_grad():
+                net.eval()(torch.zeros(1, *x[:1].shape))
+    except (TypeError, ValueError, RuntimeError) as e:
+        if not cfg.get("fallback_from"):
+            raise CLIError(f"cannot build model {cfg['model']!r}: {str(e).splitlines()[0]}") from None
+        say(
+            f"note: {cfg['model']} does not fit the 8x8 digits ({str(e).splitlines()[0]}); using digits_convnet"
+        )
+        cfg["model"] = "digits_convnet"
+        net = make("digits_convnet")
+    net.train()
+    if cfg["surrogate"] is not None:
+        kw = {} if cfg["surrogate_alpha"] is None else {"alpha": cfg["surrogate_alpha"]}
+        spk.set_surrogate(net, cfg["surrogate"], **kw)
+    criterion = None
+    if cfg["loss"] == "mse_count":
+        from spikekit import losses
+
+        criterion = losses.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2)  # snntorch quickstart
+    encoder = "none" if bundle.temporal else cfg["encoder"]
+    return Classifier(net, cfg["T"], encoder, criterion)
+
+
+def _optimizer(cfg: dict[str, Any], params: Any) -> tuple[Any, Any]:
+    import torch
+
+    if cfg["optimizer"] == "sgd":
+        opt = torch.optim.SGD(params, cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
+    elif cfg["optimizer"] == "adam":
+        opt = torch.optim.Adam(params, cfg["lr"], weight_decay=cfg["weight_decay"])
+    else:
+        opt = torch.optim.AdamW(params, cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg["epochs"])
+        if cfg["schedule"] == "cosine"
+        else None
+    )
+    return opt, sched
+
+
+def _init_distributed(device: str) -> bool:
+    import torch.distributed as dist
+
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or dist.is_initialized():
+        return False
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    dist.init_process_group(backend)
+    return True
+
+
+def _local_device(device: str) -> str:
+    # Under torchrun each process drives its own GPU: cuda -> cuda:LOCAL_RANK.
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        import torch
+
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
+    return device
+
+
+def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
+    """Run one training from a resolved config; returns the trainer's info dict plus paths.
+
+    Raises:
+        CLIError: bad configuration or missing data.
+    """
+    import torch
+
+    from spikekit.train.trainer import Trainer, seed_everything
+
+    _check(cfg)
+    rank, world = _rank_world()
+    seed_everything(cfg["seed"], cfg["deterministic"])
+    bundle = _load_data(cfg, say)
+    clf = _build(cfg, bundle, say).to(cfg["device"])
+    if world > 1:
+        # Same initial weights everywhere (DDP also broadcasts rank 0's), but each rank then needs
+        # its own dropout masks / Poisson spikes / shifts, else the ranks' randomness is correlated.
+        torch.manual_seed(cfg["seed"] + 7919 * rank)
+    opt, sched = _optimizer(cfg, clf.parameters())
+    out = cfg["out_dir"]
+    plain = {k: v for k, v in cfg.items() if isinstance(v, (str, int, float, bool, type(None)))}
+    trainer = Trainer(
+        clf, opt, bundle.train, bundle.test, scheduler=sched, clip_grad=cfg["clip_grad"], bf16=bool(cfg["bf16"]),
+        tbptt=cfg["tbptt"], out_dir=out, progress=bool(cfg["progress"]), config=plain, device=cfg["device"],
+        max_batches=cfg["max_batches"],
+    )  # fmt: skip
+    if cfg.get("resume"):
+        path = os.path.join(out, "last.pt") if cfg["resume"] == "auto" else cfg["resume"]
+        from spikekit.train.checkpoint import CheckpointError
+
+        try:
+            trainer.resume(path)
+        except (CheckpointError, ValueError, RuntimeError) as e:
+            raise CLIError(str(e).splitlines()[0]) from None
+        say(f"resumed from {path} at epoch {trainer.epoch} (batch {trainer.batch_idx})")
+    if rank == 0 and cfg["progress"]:
+        say(
+            f"training {cfg['model']} ({cfg['neuron']}) on {cfg['dataset']}: T={cfg['T']}, encoder={clf_encoder(cfg, bundle)}, "
+            f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, lr {cfg['lr']}, seed {cfg['seed']}"
+        )
+    info = trainer.fit(cfg["epochs"])
+    info["out_dir"] = out
+    info["paths"] = {}
+    if rank == 0 and out is not None and not info["interrupted"]:
+        info["paths"] = {
+            "metrics": os.path.join(out, "metrics.csv"), "tensorboard": os.path.join(out, "tb"),
+            "last": os.path.join(out, "last.pt"), "best": os.path.join(out, "best.pt"),
+        }  # fmt: skip
+        if cfg["plots"]:
+            from spikekit import viz
+
+            x, _ = next(iter(bundle.test))
+            with torch.no_grad():
+                xs = clf.encode(x[:1].to(cfg["device"])) if not bundle.temporal else x[:, :1]
+            info["paths"].update(viz.run_plots(clf.model, xs, info["history"], os.path.join(out, "plots")))
+    return info
+
+
+def clf_encoder(cfg: dict[str, Any], bundle: Any) -> str:
+    return "none (event frames)" if bundle.temporal else cfg["encoder"]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``spikekit train``: returns the exit code (0 done, 2 bad input, 130 interrupted)."""
+    cfg = resolve_config(args)
+    did_init = _init_distributed(cfg["device"])
+    cfg["device"] = _local_device(cfg["device"])
+    try:
+        rank, world = _rank_world()
+        say = print if rank == 0 else (lambda *a, **k: None)
+        info = train_once(cfg, say=say)
+        if rank == 0:
+            if info["interrupted"]:
+                return 130
+            say(
+                f"\ndone: test accuracy {info['test_acc'] * 100:.2f}% (best {info['best_acc'] * 100:.2f}%) "
+                f"after {info['epoch']} epochs in {info['time']:.1f} s on {world} process(es)"
+            )
+            for k, p in info["paths"].items():
+                say(f"  {k:16s} {p}")
+        return 130 if info["interrupted"] else 0
+    finally:
+        if did_init:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------- sweep
+
+# eve-mli's tutorial: its MNIST conv net, IF neurons, sigmoid surrogate, Poisson input, T=5.
+SWEEP_BASE: dict[str, Any] = {
+    "model": "eve_mnist", "neuron": "if", "surrogate": "sigmoid", "encoder": "poisson", "T": 5, "epochs": 8,
+    "lr": 1e-2, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "out_dir": "runs/sweep", "augment": False,
+}  # fmt: skip
+
+SWEEP_GROUPS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "timesteps": [(f"IF T={t}", {"T": t}) for t in (1, 2, 5, 10)],
+    "neuron": [("IF", {"neuron": "if"}), ("LIF", {"neuron": "lif"})],
+    "options": [
+        ("learnable threshold", {"neuron_options": {"learn": ["v_th"]}}),  # per neuron (eve's default)
+        ("learnable reset", {"neuron_options": {"learn": ["v_reset"]}}),
+        ("time-independent", {"neuron_options": {"time_dependent": False}}),
+        # "Neuron share" only differs from per-neuron once something is learnt: the threshold here.
+        ("neuron share", {"neuron_options": {"learn": ["v_th"]}, "model_options": {"neuron_wise": False}}),
+    ],
+    "surrogate": [
+        (s, {"surrogate": s})
+        for s in ("PiecewiseQuadratic", "SoftSign", "ATan", "NonzeroSignLogAbs", "Erf", "PiecewiseLeakyReLU")
+    ],
+}
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """``spikekit sweep``: one short run per configuration, one table (markdown + CSV) and a plot."""
+    from spikekit.train.logger import write_csv
+
+    base = resolve_config(args, SWEEP_BASE)
+    out = base["out_dir"]
+    groups = list(SWEEP_GROUPS)
+    if args.only:
+        groups = [g.strip() for g in args.only.split(",")]
+        bad = [g for g in groups if g not in SWEEP_GROUPS]
+        if bad:
+            raise CLIError(f"unknown sweep group(s) {', '.join(bad)}; expected {', '.join(SWEEP_GROUPS)}")
+    rows, curves = [], {}
+    for g in groups:
+        for name, change in SWEEP_GROUPS[g]:
+            cfg = dict(base)
+            cfg.update(change)
+            cfg["neuron_options"] = {**base["neuron_options"], **change.get("neuron_options", {})}
+            cfg["model_options"] = {**base["model_options"], **change.get("model_options", {})}
+            cfg["out_dir"] = os.path.join(out, "runs", name.replace(" ", "_").replace("=", ""))
+            cfg["plots"], cfg["progress"] = False, False
+            t0 = time.perf_counter()
+            info = train_once(cfg, say=lambda *a, **k: None)
+            dt = time.perf_counter() - t0
+            curves[name] = [r["test_acc"] for r in info["history"]]
+            rows.append(
+                {
+                    "group": g,
+                    "config": name,
+                    "test_acc": round(info["test_acc"], 4),
+                    "best_acc": round(info["best_acc"], 4),
+                    "seconds": round(dt, 1),
+                }
+            )
+            print(f"{g:10s} {name:28s} test acc {info['test_acc'] * 100:6.2f}%  ({dt:.0f} s)", flush=True)
+    os.makedirs(out, exist_ok=True)
+    csv_path = write_csv(rows, os.path.join(out, "sweep.csv"))
+    md = ["| group | configuration | test acc (%) | best (%) | time (s) |", "| --- | --- | --- | --- | --- |"]
+    md += [
+        f"| {r['group']} | {r['config']} | {r['test_acc'] * 100:.2f} | {r['best_acc'] * 100:.2f} | {r['seconds']} |"
+        for r in rows
+    ]
+    md_path = os.path.join(out, "sweep.md")
+    with open(md_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+    from spikekit import viz
+
+    png = viz.plot_sweep(curves, os.path.join(out, "sweep.png"))
+    print("\n".join(md))
+    print(f"\ntable: {md_path}\ncsv:   {csv_path}\nplot:  {png}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- entry
+
+
+def _guarded(fn: Any, prog: str) -> Any:
+    """Wrap a command so bad input is one line on stderr and exit code 2 (no traceback)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from spikekit.data import DatasetNotFoundError
+
+        try:
+            return int(fn(args))
+        except (CLIError, DatasetNotFoundError) as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+
+    return run
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run a parsed ``train``/``sweep`` command (the ``func`` set by :func:`add_parser`); returns the exit code."""
+    return int(args.func(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry: ``python -m spikekit.train.cli {train,sweep} ...``; returns the exit code."""
+    p = _one_line_errors(argparse.ArgumentParser(prog="spikekit"))
+    sub = p.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    return dispatch(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

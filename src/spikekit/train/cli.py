@@ -431,6 +431,16 @@ def run_train(args: argparse.Namespace) -> int:
         rank, world = _rank_world()
         say = print if rank == 0 else (lambda *a, **k: None)
         info = train_once(cfg, say=say)
+        if did_init:
+            # gloo's worker threads release the last collective's tensors after wait() has
+            # returned, and need the GIL for it. A rank that raced on into interpreter
+            # finalisation aborted there ("terminate called without an active exception",
+            # 10 of 50 two-rank runs on 2 cores). The barrier waits with the GIL released
+            # until every rank is done, which lets those threads finish first. Not in
+            # `finally`: a rank that failed alone would leave the others waiting here.
+            import torch.distributed as dist
+
+            dist.barrier()
         if rank == 0:
             if info["interrupted"]:
                 return 130

@@ -103,7 +103,7 @@ def test_nan_inf_check_is_opt_in():
         (lambda: spk.LIF(dt=0.0), r"dt must be a finite number > 0, got 0.0"),
         (lambda: spk.LIF(v_th=0.0, v_reset=0.0), r"with reset='hard', v_th must be > v_reset"),
         (lambda: spk.IF(v_th=-1.0), r"v_th must be > v_reset"),
-        (lambda: spk.LIF(v_th=float("nan")), r"v_th and v_reset must be finite"),
+        (lambda: spk.LIF(v_th=float("nan")), r"LIF: v_th must be finite, got nan"),
         (lambda: spk.LIF(reset="zero"), r"reset must be one of \('hard', 'soft', 'none'\), got 'zero'"),
         (lambda: spk.LIF(surrogate="atanh"), r"unknown surrogate 'atanh'; expected one of"),
         (

@@ -223,7 +223,7 @@ def constant_current_lif(
     x = _check_data(x, "constant_current_lif")
     p = _lif_params(x, tau, beta, dt, v_th, v_reset, v_leak)
     options = Options(surrogate=_sg.get(surrogate), reset="hard")
-    zs, _ = kernels.scan("lif", lif_step, direct(x, T), LIFState(torch.zeros_like(x) + p.v_leak), p, options)
+    zs, _ = kernels.scan(lif_step, direct(x, T), LIFState(torch.zeros_like(x) + p.v_leak), p, options)
     return _out(zs, batch_first)
 
 
@@ -562,7 +562,7 @@ def population(
         raise ValueError(f"population: mode must be 'poisson' or 'deterministic', got {mode!r}")
     p = IFParams(a.new_tensor(v_th), a.new_tensor(0.0))
     options = Options(surrogate=_sg.get("straight_through"), reset="soft", detach_reset=True)
-    zs, _ = kernels.scan("if", if_step, direct(a, T), IFState(torch.zeros_like(a)), p, options)
+    zs, _ = kernels.scan(if_step, direct(a, T), IFState(torch.zeros_like(a)), p, options)
     return _out(zs, batch_first)
 
 

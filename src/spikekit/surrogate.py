@@ -65,13 +65,23 @@ __all__ = [
 
 
 class _SpikeFunction(torch.autograd.Function):
-    """Heaviside forward, ``surrogate.grad`` backward. The only spike Function in the package."""
+    """Heaviside forward, ``surrogate.grad`` backward. The only spike Function in the package.
+
+    Written in the ``setup_context`` form with a generated vmap rule, so ``torch.func``
+    (``grad``, ``vjp``, ``vmap``) and the kernel generator's tracer can go through it.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x: Tensor, surrogate: Surrogate) -> Tensor:  # type: ignore[override]
+    def forward(x: Tensor, surrogate: Surrogate) -> Tensor:  # type: ignore[override]
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        x, surrogate = inputs
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
-        return (x >= 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
@@ -430,11 +440,12 @@ class AlphaSchedule:
 
     def apply(self, model: nn.Module, epoch: int) -> float:
         """Give every neuron in ``model`` its surrogate with ``alpha(epoch)``; returns that alpha."""
-        from spikekit.neurons._base import Neuron
-
+        # Duck-typed (a neuron is a module with dataclass ``options`` holding a surrogate), so
+        # this leaf module never imports the neurons.
         a = self.alpha(epoch)
         for m in model.modules():
-            if isinstance(m, Neuron) and m.options.surrogate is not None:
+            opts = getattr(m, "options", None)
+            if dataclasses.is_dataclass(opts) and isinstance(getattr(opts, "surrogate", None), Surrogate):
                 m.options = dataclasses.replace(
                     m.options, surrogate=dataclasses.replace(m.options.surrogate, alpha=a)
                 )

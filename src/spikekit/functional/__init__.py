@@ -1,6 +1,6 @@
 """Pure functional API: step functions and the time loop."""
 
-from spikekit.functional.scan import scan, scan_trace
+from spikekit.kernels.reference import scan, scan_trace
 from spikekit.neurons.alif import alif_step
 from spikekit.neurons.cuba_lif import cuba_lif_step
 from spikekit.neurons.if_ import if_step

@@ -1,17 +1,23 @@
-"""Backends for running a neuron over time, chosen by a small registry.
+"""Running a neuron's step over time: the reference loop, the kernel generator, the fused op.
 
-The reference backend is :func:`spikekit.functional.scan`: a Python loop over the neuron's
-step function, differentiated by autograd. Faster backends (fused CPU kernels, later GPU
-kernels) register here for a neuron *family* (``"lif"``, ``"if"``, ...) with a predicate that
-says which inputs/options they handle. :func:`scan` picks the highest-priority backend that
-accepts the call and falls back to the reference otherwise, so a backend can never make a
-call fail that the reference would run. Every registered backend must have a parity test
-against the reference (outputs and gradients).
+Layering (imports point down only)::
 
-Backends load lazily: registering costs nothing at ``import spikekit``; a backend's
-``load`` hook runs on first use, and if it raises, the backend is disabled with one warning.
+    kernels/__init__   scan(): picks the reference loop or the fused op for a call
+    kernels/ops        torch.library custom ops spikekit::fused_scan(_backward), spec registry
+    kernels/numba_cpu  the CPU printer: traced step -> numba source (cached on disk) + threads
+    kernels/graph      the generator's front end: step -> traced scalar programs (make_fx)
+    kernels/reference  the reference scan (a Python loop over the step, autograd for gradients)
 
-Force a backend for testing or debugging::
+``kernels`` never imports the neuron modules: it receives a step function with its options,
+state and parameters, and derives everything from the function itself. A fused kernel is
+generated from, and keyed by, the *identity* of that function and its options (a subclass
+that overrides its step gets a kernel of its own, never its parent's). Every backend is
+parity-tested against the reference (outputs, final state and every gradient) by
+``tests/test_kernels.py``, driven by the neuron registry.
+
+Backends are tried by priority; one that declines a call (device, dtype, a step the
+generator cannot trace) leaves it to the reference, so a backend can never make a call fail
+that the reference would run. Force one for testing or debugging::
 
     with spikekit.kernels.use("reference"):
         net(xs)
@@ -21,37 +27,35 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.util
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 
-from spikekit.functional.scan import StepFn, scan_trace
-from spikekit.functional.scan import scan as reference_scan
+from spikekit.kernels.reference import StepFn, scan_trace
+from spikekit.kernels.reference import scan as reference_scan
 
-__all__ = ["Backend", "register", "backends", "use", "scan", "scan_trace", "select"]
+__all__ = ["Backend", "register", "backends", "use", "scan", "scan_trace", "select", "explain"]
 
 
 @dataclass
 class Backend:
-    """A registered way of running a neuron family over time.
+    """A device implementation of the fused scan op.
 
     Args:
         name: unique backend name, e.g. ``"numba"``.
-        families: neuron families it implements (``Neuron.family``).
-        supports: ``supports(family, xs, state, params, options) -> bool``.
-        run: ``run(family, xs, state, params, options) -> (outs, final_state)``.
+        supports: ``supports(xs) -> bool``: the device/dtype this backend runs.
         priority: higher wins among backends that accept a call.
         load: optional zero-argument hook run once before first use (e.g. import numba);
             if it raises, the backend is disabled with a single warning.
     """
 
     name: str
-    families: frozenset[str]
-    supports: Callable[..., bool]
-    run: Callable[..., tuple[Tensor, Any]]
+    supports: Callable[[Tensor], bool]
     priority: int = 0
     load: Callable[[], None] | None = None
     _status: str = field(default="unloaded", repr=False)  # unloaded | ready | failed
@@ -106,60 +110,117 @@ def use(name: str) -> Iterator[None]:
         _FORCED.reset(token)
 
 
-def select(family: str, xs: Tensor, state: Any, params: Any, options: Any) -> str:
+@torch._dynamo.assume_constant_result
+def _spec_key(step: StepFn, options: Any, state_type: type, params_type: type) -> str:
+    """Key of the fused op for this step, or ``""`` if the generator cannot trace it.
+
+    Run eagerly even inside ``torch.compile`` (the result is a constant of the graph).
+    """
+    from spikekit.kernels.ops import spec_for
+
+    s = spec_for(step, options, state_type, params_type)
+    return s.key if s.fusable() else ""
+
+
+def _why_not(step: StepFn, options: Any, state_type: type, params_type: type) -> str:
+    from spikekit.kernels.graph import NotFusable
+    from spikekit.kernels.ops import spec_for
+
+    try:
+        spec_for(step, options, state_type, params_type).graphs()
+    except NotFusable as e:
+        return str(e)
+    return ""
+
+
+def _call_ok(xs: Tensor, state: Any, params: Any) -> str:
+    """Why the tensors of a call cannot go to a fused kernel (``""``: they can)."""
+    if not isinstance(xs, Tensor) or xs.ndim < 2 or xs.numel() == 0:
+        return "the input is not a non-empty [T, B, ...] tensor"
+    if xs.dtype not in (torch.float32, torch.float64):
+        return f"dtype {xs.dtype} (fused kernels run float32 and float64)"
+    feat = xs.shape[1:]
+    if not isinstance(state, tuple) or not isinstance(params, tuple):
+        return "state and params must be NamedTuples"
+    for t in (*state, *params):
+        if not isinstance(t, Tensor) or t.dtype != xs.dtype or t.device != xs.device:
+            return "a state or parameter tensor differs from the input in type, dtype or device"
+    if any(s.shape != feat for s in state):
+        return "a state tensor does not have the shape of one time slice"
+    for p in params:
+        try:
+            if torch.broadcast_shapes(p.shape, feat) != feat:
+                return f"a parameter of shape {tuple(p.shape)} does not broadcast to {tuple(feat)}"
+        except RuntimeError:
+            return f"a parameter of shape {tuple(p.shape)} does not broadcast to {tuple(feat)}"
+    return ""
+
+
+def select(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> str:
     """Name of the backend :func:`scan` would use for this call."""
+    name, why = _select(step, xs, state, params, options)
+    if why and _FORCED.get() not in (None, "reference"):
+        raise RuntimeError(f"backend {_FORCED.get()!r} was forced but does not support this call: {why}")
+    return name
+
+
+def explain(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> str:
+    """Which backend runs this call and, when it is the reference, why no fused kernel does."""
+    name, why = _select(step, xs, state, params, options)
+    return name if not why else f"{name} ({why})"
+
+
+def _select(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tuple[str, str]:
     forced = _FORCED.get()
-    if forced is not None:
-        if forced == "reference":
-            return "reference"
-        b = _BACKENDS[forced]
-        if family in b.families and b.ready() and b.supports(family, xs, state, params, options):
-            return forced
-        raise RuntimeError(
-            f"backend {forced!r} was forced but does not support this call "
-            f"(family={family!r}, dtype={xs.dtype}, device={xs.device}, options={options})"
-        )
-    for b in sorted(_BACKENDS.values(), key=lambda b: -b.priority):
-        if family in b.families and b.ready() and b.supports(family, xs, state, params, options):
-            return b.name
-    return "reference"
+    if forced == "reference":
+        return "reference", ""
+    cands = (
+        [_BACKENDS[forced]] if forced is not None else sorted(_BACKENDS.values(), key=lambda b: -b.priority)
+    )
+    why = _call_ok(xs, state, params)
+    if why:
+        return "reference", why
+    for b in cands:
+        if b.supports(xs) and b.ready():
+            if not _spec_key(step, options, type(state), type(params)):
+                return "reference", _why_not(step, options, type(state), type(params))
+            return b.name, ""
+    return "reference", f"no backend for {xs.device.type} tensors" + (f" ({forced} forced)" if forced else "")
 
 
-def scan(family: str, step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tuple[Tensor, Any]:
-    """Run ``step`` over ``xs`` with the best backend for ``family`` (see module docstring)."""
-    name = select(family, xs, state, params, options)
+def scan(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tuple[Tensor, Any]:
+    """Run ``step`` over ``xs`` ``[T, B, *features]`` with the best backend (see module docstring).
+
+    Args:
+        step: the neuron's step function; the fused kernel is generated from it.
+        xs: input sequence, time-first.
+        state: initial state NamedTuple (``[B, *features]`` per field).
+        params: the step's parameter NamedTuple (each broadcastable to ``[B, *features]``).
+        options: the step's (hashable) options.
+
+    Returns:
+        ``(outs [T, B, *features], final_state)``, exactly as :func:`reference_scan`.
+    """
+    name = select(step, xs, state, params, options)
     if name == "reference":
         return reference_scan(step, xs, state, params, options)
-    return _BACKENDS[name].run(family, xs, state, params, options)
+    from spikekit.kernels.ops import run_fused
+
+    return run_fused(_spec_key(step, options, type(state), type(params)), xs, state, params)
 
 
 # ----------------------------------------------------------------------------- built-in backends
-# The fused CPU kernels (numba). Only the load hook imports numba; supports() is plain torch.
-def _cpu_load() -> None:
-    from spikekit.kernels import cpu
-
-    cpu.load()
-
-
-def _cpu_supports(*args: Any) -> bool:
-    from spikekit.kernels import cpu
-
-    return cpu.supports(*args)
-
-
-def _cpu_run(*args: Any) -> tuple[Tensor, Any]:
-    from spikekit.kernels import cpu
-
-    return cpu.run(*args)
+def _numba_load() -> None:
+    if importlib.util.find_spec("numba") is None:
+        raise ImportError("numba is not installed (pip install 'spikekit[fast]')")
+    from spikekit.kernels import ops  # noqa: F401  (registers the custom ops)
 
 
 register(
     Backend(
         name="numba",
-        families=frozenset({"if", "lif", "cuba_lif", "alif", "li"}),
-        supports=_cpu_supports,
-        run=_cpu_run,
+        supports=lambda xs: xs.device.type == "cpu",
         priority=10,
-        load=_cpu_load,
+        load=_numba_load,
     )
 )

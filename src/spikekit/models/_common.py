@@ -47,7 +47,7 @@ def make_neuron(
         A fresh neuron module.
     """
     cls = get_neuron(neuron)
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = inspect.signature(cls).parameters
     user = dict(neuron_options or {})
     kwargs = {k: v for k, v in (defaults or {}).items() if k in accepted}
     kwargs.update({k: v for k, v in fixed.items() if k in accepted})

@@ -283,7 +283,7 @@ def snntorch_fc(
         (torch.Size([]), torch.Size([10]))
     """
     cls = get_neuron(neuron)
-    if "beta" not in cls.learn_aliases:
+    if "beta" not in cls.learnable_names():
         raise ValueError(
             f"snntorch_fc learns a decay beta; {cls.__name__} has none (use lif, cubalif or alif)"
         )

@@ -1,6 +1,6 @@
 """Spiking (and leaky-integrator) neurons: one file per neuron, each a step function plus module."""
 
-from spikekit.neurons._base import Neuron, Options
+from spikekit.neurons._base import Neuron, Options, Param
 from spikekit.neurons._registry import get_neuron, list_neurons, register_neuron
 from spikekit.neurons.alif import ALIF, ALIFParams, ALIFState, alif_step
 from spikekit.neurons.cuba_lif import CubaLIF, CubaLIFParams, CubaLIFState, cuba_lif_step
@@ -14,6 +14,7 @@ for _cls in (IF, LIF, CubaLIF, ALIF, LI):
 __all__ = [
     "Neuron",
     "Options",
+    "Param",
     "get_neuron",
     "list_neurons",
     "register_neuron",

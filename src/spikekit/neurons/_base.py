@@ -1,148 +1,59 @@
-"""What every neuron shares: options, the charge-fire-reset rule, and the module base class.
+"""The module base class every neuron shares, and the declarations a neuron is built from.
 
 A neuron is written once, as a pure step function ``step(x, state, params, options)``
-over small ``NamedTuple`` containers. Everything else is derived from that function:
+over small ``NamedTuple`` containers (its sub-threshold ``charge`` goes through the one
+charge-fire-reset rule in :mod:`spikekit.neurons._math`). Everything else is derived:
 
-* ``Neuron.step`` calls it once,
+* ``Neuron.step`` calls it once;
 * ``Neuron.scan`` / ``Neuron.__call__`` run it over time through :func:`spikekit.kernels.scan`
-  (the reference loop, or a registered fused kernel that is parity-tested against it),
-* the functional API *is* the step function.
-
-The only per-neuron code is the ``charge`` (sub-threshold dynamics); firing, the three reset
-kinds, delayed reset, detached reset, graded output and the relaxed (smooth) mode live in
-:func:`integrate` below, once.
+  (the reference loop, or the fused kernel generated from that same step function);
+* the functional API *is* the step function;
+* the constructor, ``learn=`` names, reparametrisation and ``repr`` come from the
+  :class:`Param` declarations of the class, so a neuron file declares each parameter once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spikekit import surrogate as _sg
+from spikekit.neurons._math import RESETS, Options, detach_if_independent, fire, integrate, leak
 
-__all__ = ["Options", "Neuron", "fire", "integrate", "leak", "RESETS"]
+__all__ = [
+    "Options",
+    "Neuron",
+    "Param",
+    "fire",
+    "integrate",
+    "leak",
+    "detach_if_independent",
+    "RESETS",
+    "check_threshold",
+]
 
-RESETS = ("hard", "soft", "none")
-
-
-@dataclass(frozen=True)
-class Options:
-    """Options that change a neuron's code path. Hashable, so kernels can key on them.
-
-    Args:
-        surrogate: surrogate gradient used by the spike (``None`` for non-spiking neurons).
-        reset: ``"hard"`` (set to ``v_reset``), ``"soft"`` (subtract the threshold) or ``"none"``.
-        detach_reset: stop the gradient through the spike in the reset term.
-        reset_delay: apply the reset at the start of the *next* step, as snntorch's
-            ``reset_delay=True``; the stored membrane is then the pre-reset value.
-        decay_input: scale the input by ``1 - beta`` (spikingjelly ``decay_input``, norse).
-        spiking: ``False`` relaxes the spike to the surrogate's smooth primitive
-            (differentiable dynamics, used for gradcheck and smooth training).
-        binary: ``False`` outputs the graded value ``h - v_th`` instead of spikes (eve-mli).
-        time_dependent: ``False`` detaches the state between steps (eve-mli).
-    """
-
-    surrogate: _sg.Surrogate | None = _sg.ATan()  # noqa: RUF009 - frozen, so sharing one is safe
-    reset: str = "hard"
-    detach_reset: bool = False
-    reset_delay: bool = False
-    decay_input: bool = True
-    spiking: bool = True
-    binary: bool = True
-    time_dependent: bool = True
-
-    def __post_init__(self) -> None:
-        if self.reset not in RESETS:
-            raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
-        if self.surrogate is not None and not isinstance(self.surrogate, _sg.Surrogate):
-            raise TypeError(
-                f"surrogate must be a Surrogate instance or None, got {type(self.surrogate).__name__}"
-            )
-        for f in ("detach_reset", "reset_delay", "decay_input", "spiking", "binary", "time_dependent"):
-            if not isinstance(getattr(self, f), bool):
-                raise TypeError(f"{f} must be a bool, got {getattr(self, f)!r}")
-
-
-def fire(x: Tensor, options: Options) -> Tensor:
-    """Spike (with surrogate gradient) or, in relaxed mode, the smooth primitive of ``x = h - v_th``."""
-    assert options.surrogate is not None
-    return _sg.spike(x, options.surrogate) if options.spiking else options.surrogate.primitive(x)
-
-
-def leak(v: Tensor, drive: Tensor, beta: Tensor, v_leak: Tensor, decay_input: bool) -> Tensor:
-    """Forward-Euler leaky integration ``beta v + (1 - beta) v_leak + g drive``.
-
-    ``g = 1 - beta`` when ``decay_input`` else ``1``; ``beta = 1 - dt / tau``.
-    """
-    k = 1 - beta
-    return beta * v + k * v_leak + (k * drive if decay_input else drive)
-
-
-def integrate(
-    v: Tensor,
-    charge: Callable[[Tensor], Tensor],
-    v_th: Tensor,
-    v_reset: Tensor,
-    options: Options,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Charge, fire and reset: the one place where spiking and every reset kind are written.
-
-    Args:
-        v: membrane carried from the previous step.
-        charge: the neuron's sub-threshold update ``v -> h``.
-        v_th: threshold (may vary per step, e.g. adaptive).
-        v_reset: reset potential for ``reset="hard"``.
-        options: see :class:`Options`.
-
-    Returns:
-        ``(out, z, v_next)``: the output (spikes, or ``h - v_th`` when not binary), the spikes,
-        and the membrane to carry (post-reset, or pre-reset with ``reset_delay``).
-    """
-    if options.reset_delay:
-        r = fire(v - v_th, options)
-        if options.detach_reset:
-            r = r.detach()
-        if options.reset == "hard":
-            h = charge(v - r * (v - v_reset))
-        elif options.reset == "soft":
-            h = charge(v) - r * v_th
-        else:
-            h = charge(v)
-        z = fire(h - v_th, options)
-        v_next = h
-    else:
-        h = charge(v)
-        z = fire(h - v_th, options)
-        zr = z.detach() if options.detach_reset else z
-        if options.reset == "hard":
-            v_next = h - zr * (h - v_reset)
-        elif options.reset == "soft":
-            v_next = h - zr * v_th
-        else:
-            v_next = h
-    out = z if options.binary else h - v_th
-    return out, z, v_next
-
-
-def detach_if_independent(state: NamedTuple, options: Options) -> Any:
-    """eve-mli's ``time_dependent=False``: cut the graph between steps."""
-    if options.time_dependent:
-        return state
-    return type(state)(*(t.detach() for t in state))
-
-
-# ----------------------------------------------------------------------------- module base
+_MISSING: Any = object()
 
 
 def _is_tensor_value(v: Any) -> bool:
     return isinstance(v, Tensor) and v.ndim > 0
+
+
+def _host(v: float | Tensor) -> Tensor | None:
+    """``v`` as a float64 CPU tensor for checking, or ``None`` when it has no data (meta)."""
+    if isinstance(v, Tensor):
+        if v.is_meta:
+            return None
+        return v.detach().to("cpu", torch.float64)
+    return torch.tensor(v, dtype=torch.float64, device="cpu")
 
 
 def decay_from(
@@ -156,29 +67,142 @@ def decay_from(
         raise ValueError(f"give either tau{what} or beta{what}, not both (got tau={tau}, beta={beta})")
     if beta is None:
         tau = default_tau if tau is None else tau
-        t = torch.as_tensor(tau, dtype=torch.float64)
-        if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
-            raise ValueError(f"tau{what} must be finite and > 0, got {tau}")
-        if bool((t < dt).any()):
-            raise ValueError(
-                f"tau{what} must be >= dt (beta = 1 - dt/tau would be negative), got tau={tau}, dt={dt}"
-            )
-        b = 1 - dt / t
-        return b.to(torch.get_default_dtype()) if _is_tensor_value(tau) else float(b)
-    b = torch.as_tensor(beta, dtype=torch.float64)
-    if not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or bool((b > 1).any()):
+        t = _host(tau)
+        if t is not None:
+            if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+                raise ValueError(f"tau{what} must be finite and > 0, got {tau}")
+            if bool((t < dt).any()):
+                raise ValueError(
+                    f"tau{what} must be >= dt (beta = 1 - dt/tau would be negative), got tau={tau}, dt={dt}"
+                )
+        if _is_tensor_value(tau):
+            return (1 - dt / tau.detach().to(torch.float64)).to(torch.get_default_dtype())
+        return float(1 - dt / float(tau))
+    b = _host(beta)
+    if b is not None and (not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or bool((b > 1).any())):
         raise ValueError(f"beta{what} must be in [0, 1], got {beta}")
     return beta.detach().clone().to(torch.get_default_dtype()) if _is_tensor_value(beta) else float(beta)
 
 
-class _ParamSpec(NamedTuple):
-    kind: str  # "decay" (sigmoid-reparametrised when learnt) or "real"
-    learnable: bool
+KINDS = ("real", "decay", "positive")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A neuron parameter, declared once in the neuron's class.
+
+    Args:
+        name: the field of the neuron's ``Params`` NamedTuple (and the constructor keyword).
+        default: default value; for a parameter with a time constant, the default *time
+            constant*.
+        tau: the name of a continuous-time constant the user may give instead, converted
+            with ``name = 1 - dt / tau`` (forward Euler); implies ``kind="decay"``.
+        kind: ``"real"`` (unconstrained), ``"decay"`` (in [0, 1]; learnt as ``sigmoid(w)``)
+            or ``"positive"`` (> 0; learnt as ``softplus(w)``). The reparametrisation keeps
+            the gradient everywhere, unlike clamping.
+        off: value used when the time constant is given as ``None`` (e.g. ``LI(tau_syn=None)``
+            has no synaptic current: ``beta_syn = 0``); ``None`` means ``None`` is refused.
+        doc: one line for the generated constructor signature and ``repr``.
+    """
+
+    name: str
+    default: float
+    tau: str | None = None
+    kind: str = "real"
+    off: float | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tau is not None and self.kind == "real":
+            object.__setattr__(self, "kind", "decay")
+        if self.kind not in KINDS:
+            raise ValueError(f"Param {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def raw_name(self) -> str:
+        """Attribute holding the learnt, unconstrained value (``beta_logit``, ``a_raw``)."""
+        return {"real": self.name, "decay": self.name + "_logit", "positive": self.name + "_raw"}[self.kind]
+
+    def to_raw(self, t: Tensor) -> Tensor:
+        """Unconstrained value of ``t`` (inverse of :meth:`from_raw`)."""
+        if self.kind == "decay":
+            return torch.logit(t)
+        if self.kind == "positive":
+            return t + torch.log(-torch.expm1(-t))  # inverse softplus
+        return t
+
+    def from_raw(self, w: Tensor) -> Tensor:
+        if self.kind == "decay":
+            return torch.sigmoid(w)
+        if self.kind == "positive":
+            return F.softplus(w)
+        return w
+
+    def check_learnable(self, t: Tensor | None, who: str, given: Any) -> None:
+        if t is None:
+            return
+        if self.kind == "decay" and bool(((t <= 0) | (t >= 1)).any()):
+            raise ValueError(f"{who}: a learnable {self.name} must lie strictly inside (0, 1), got {given}")
+        if self.kind == "positive" and bool((t <= 0).any()):
+            raise ValueError(f"{who}: a learnable {self.name} must be > 0, got {given}")
+
+    def resolve(self, kwargs: dict[str, Any], dt: float, who: str) -> float | Tensor:
+        """Take this parameter's keywords out of ``kwargs`` and return its value."""
+        if self.tau is None:
+            value = kwargs.pop(self.name, self.default)
+            t = _host(value)
+            if t is not None and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{who}: {self.name} must be finite, got {value}")
+            if t is not None and self.kind == "positive" and bool((t <= 0).any()):
+                raise ValueError(f"{who}: {self.name} must be > 0, got {value}")
+            return value
+        tau = kwargs.pop(self.tau, _MISSING)
+        value = kwargs.pop(self.name, _MISSING)
+        if value is None:
+            value = _MISSING
+        if tau is None and value is _MISSING:
+            if self.off is None:
+                raise ValueError(f"{who}: {self.tau}=None is not allowed; give a time constant > 0")
+            return self.off
+        try:
+            return decay_from(
+                None if tau is _MISSING else tau,
+                None if value is _MISSING else value,
+                dt,
+                self.default,
+                self.tau[3:] if self.tau.startswith("tau") else "",
+            )
+        except ValueError as e:
+            raise ValueError(f"{who}: {e}") from None
+
+
+_MODULE_KW = ("dt", "shape", "learn", "batch_first", "check_finite")
+_SPIKING_OPTIONS = (
+    "surrogate",
+    "reset",
+    "detach_reset",
+    "reset_delay",
+    "decay_input",
+    "binary",
+    "time_dependent",
+)
 
 
 class Neuron(nn.Module):
-    """Base class of all neuron modules. Subclasses set the class variables and call
-    :meth:`_setup` from ``__init__``.
+    """Base class of all neuron modules.
+
+    A subclass declares its step function, containers and parameters; the constructor is
+    generated from them (see :class:`Param`)::
+
+        class LIF(Neuron):
+            step_fn = staticmethod(lif_step)
+            state_type, params_type = LIFState, LIFParams
+            parameters = (Param("beta", 2.0, tau="tau"), Param("v_th", 1.0), ...)
+
+    Every neuron accepts ``dt``, ``shape`` (per-neuron parameters; ``"infer"`` sizes them by
+    the first input), ``learn`` (names to learn, a parameter's name or its time constant's),
+    ``batch_first`` and ``check_finite``, plus the :class:`Options` fields listed in
+    ``options_used``.
 
     Call forms (return types never change):
 
@@ -189,22 +213,113 @@ class Neuron(nn.Module):
     * ``neuron.step(x, state=None)`` returns ``(output, new_state)``.
     """
 
-    family: ClassVar[str]
     state_type: ClassVar[type]
     params_type: ClassVar[type]
     step_fn: ClassVar[Callable[..., tuple[Tensor, Any]]]
-    learn_aliases: ClassVar[dict[str, str]] = {}
+    parameters_decl: ClassVar[tuple[Param, ...]] = ()
+    positional: ClassVar[tuple[str, ...]] = ()
+    options_used: ClassVar[tuple[str, ...]] = _SPIKING_OPTIONS
+    base_options: ClassVar[Options] = Options()
     ann_activation: ClassVar[Callable[[Tensor], Tensor]] = staticmethod(F.relu)
 
     options: Options
     ann: bool
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "parameters_decl" not in cls.__dict__ and "step_fn" not in cls.__dict__:
+            return  # a plain subclass (e.g. a user's tweak) inherits everything
+        names = [p.name for p in cls.parameters_decl]
+        if "params_type" in cls.__dict__ and tuple(names) != tuple(cls.params_type._fields):
+            raise TypeError(
+                f"{cls.__name__}: parameters_decl declares {names} but {cls.params_type.__name__} "
+                f"has fields {list(cls.params_type._fields)} (same names, same order)"
+            )
+        sig = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        for n in cls.positional:
+            sig.append(inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+        for n, default in cls._keywords().items():
+            if n not in cls.positional:
+                sig.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
+        cls.__signature__ = inspect.Signature(sig)  # type: ignore[attr-defined]
+
+    @classmethod
+    def _keywords(cls) -> dict[str, Any]:
+        """Every constructor keyword with its default (``None``: computed from another)."""
+        kw: dict[str, Any] = {}
+        for p in cls.parameters_decl:
+            if p.tau is not None:
+                kw[p.tau] = None
+                kw[p.name] = None
+            else:
+                kw[p.name] = p.default
+        if any(p.tau is not None for p in cls.parameters_decl):
+            kw["dt"] = 1.0
+        for f in cls.options_used:
+            kw[f] = getattr(cls.base_options, f)
+        kw.update(shape=None, learn=(), batch_first=False, check_finite=False)
+        return kw
+
+    @classmethod
+    def learnable_names(cls) -> dict[str, str]:
+        """``learn=`` name -> parameter name (a time constant learns its decay)."""
+        out = {}
+        for p in cls.parameters_decl:
+            out[p.name] = p.name
+            if p.tau is not None:
+                out[p.tau] = p.name
+        return out
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        cls = type(self)
+        who = cls.__name__
+        if len(args) > len(cls.positional):
+            raise TypeError(
+                f"{who}() takes {len(cls.positional)} positional argument(s) "
+                f"({', '.join(cls.positional) or 'none'}) but {len(args)} were given; pass the rest by keyword"
+            )
+        for n, a in zip(cls.positional, args, strict=False):
+            if n in kwargs:
+                raise TypeError(f"{who}() got multiple values for argument {n!r}")
+            kwargs[n] = a
+        accepted = cls._keywords()
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            raise TypeError(
+                f"{who}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+                f"accepted: {', '.join(accepted)}"
+            )
+        dt = kwargs.pop("dt", 1.0)
+        check_dt(dt, who)
+        changes = {f: kwargs.pop(f) for f in cls.options_used if f in kwargs}
+        if "surrogate" in changes:
+            if changes["surrogate"] is None:
+                raise ValueError(f"{who}: surrogate must be a Surrogate or its name, got None")
+            changes["surrogate"] = _sg.get(changes["surrogate"])
+        options = dataclasses.replace(cls.base_options, **changes)
+        values = {p.name: p.resolve(kwargs, dt, who) for p in cls.parameters_decl}
+        cls.check_values(values, options, who)
+        self._setup(
+            values=values,
+            options=options,
+            shape=kwargs.pop("shape", None),
+            learn=kwargs.pop("learn", ()),
+            batch_first=kwargs.pop("batch_first", False),
+            check_finite=kwargs.pop("check_finite", False),
+        )
+
+    @classmethod
+    def check_values(cls, values: dict[str, float | Tensor], options: Options, who: str) -> None:
+        """Refuse parameter combinations that cannot work (override to add a neuron's own)."""
+        if options.surrogate is not None and "v_th" in values and "v_reset" in values:
+            check_threshold(values["v_th"], values["v_reset"], options.reset, who)
 
     # ------------------------------------------------------------------ construction
     def _setup(
         self,
         *,
         values: dict[str, float | Tensor],
-        kinds: dict[str, str],
         options: Options,
         shape: int | Iterable[int] | str | None,
         learn: str | Iterable[str],
@@ -212,15 +327,15 @@ class Neuron(nn.Module):
         check_finite: bool,
     ) -> None:
         name = type(self).__name__
+        decl = {p.name: p for p in type(self).parameters_decl}
         if isinstance(learn, str):
             learn = (learn,)
+        aliases = self.learnable_names()
         learnt: set[str] = set()
         for item in learn:
-            key = self.learn_aliases.get(item)
+            key = aliases.get(item)
             if key is None:
-                raise ValueError(
-                    f"{name}: cannot learn {item!r}; learnable: {', '.join(sorted(self.learn_aliases))}"
-                )
+                raise ValueError(f"{name}: cannot learn {item!r}; learnable: {', '.join(sorted(aliases))}")
             learnt.add(key)
         infer = isinstance(shape, str)
         if infer and shape != "infer":
@@ -251,48 +366,64 @@ class Neuron(nn.Module):
         self.ann = False
         self._stream: _Stream | None = None
         self._recorder: list[Any] | None = None
-        self._specs: dict[str, _ParamSpec] = {}
+        self._learnt = frozenset(learnt)
+        # The values as given, so reset_parameters() can rebuild them (e.g. after to_empty()).
+        self._init_values = dict(values)
         for k, v in values.items():
-            kind = kinds.get(k, "real")
-            t = torch.as_tensor(v, dtype=torch.get_default_dtype()).detach().clone()
-            if shape is not None and t.ndim == 0:
-                t = t.expand(shape).clone()
+            p = decl[k]
+            t = self._initial(k, v)
             if self._pending is not None:
-                if k in learnt and kind == "decay" and not 0 < float(t) < 1:
-                    raise ValueError(f"{name}: a learnable {k} must lie strictly inside (0, 1), got {v}")
+                p.check_learnable(_host(t) if k in learnt else None, name, v)
                 self._pending[k] = t
                 if k in learnt:
-                    self.register_parameter(
-                        k + "_logit" if kind == "decay" else k, nn.UninitializedParameter()
-                    )
+                    self.register_parameter(p.raw_name, nn.UninitializedParameter())
                 else:
                     self.register_buffer(k, nn.UninitializedBuffer())
             elif k in learnt:
-                if kind == "decay":
-                    if bool(((t <= 0) | (t >= 1)).any()):
-                        raise ValueError(f"{name}: a learnable {k} must lie strictly inside (0, 1), got {v}")
-                    self.register_parameter(k + "_logit", nn.Parameter(torch.logit(t)))
-                else:
-                    self.register_parameter(k, nn.Parameter(t))
+                p.check_learnable(_host(t), name, v)
+                self.register_parameter(p.raw_name, nn.Parameter(p.to_raw(t)))
             else:
                 self.register_buffer(k, t)
-            self._specs[k] = _ParamSpec(kind, k in learnt)
+
+    def _initial(self, k: str, v: float | Tensor, device: torch.device | None = None) -> Tensor:
+        """The stored (constrained) value of parameter ``k`` from the given ``v``."""
+        t = torch.as_tensor(v, dtype=torch.get_default_dtype(), device=device).detach().clone()
+        if self.shape is not None and t.ndim == 0:
+            t = t.expand(self.shape).clone()
+        return t
+
+    def reset_parameters(self) -> None:
+        """Set every parameter back to its constructor value (in place, on its device).
+
+        With ``to_empty``, this completes a model built under ``torch.device("meta")``.
+        """
+        if self._pending is not None:
+            return
+        decl = {p.name: p for p in type(self).parameters_decl}
+        with torch.no_grad():
+            for k, v in self._init_values.items():
+                p = decl[k]
+                target = getattr(self, p.raw_name if k in self._learnt else k)
+                if isinstance(v, Tensor) and v.is_meta:
+                    raise RuntimeError(
+                        f"{type(self).__name__}.reset_parameters: {k} was given as a meta tensor, so "
+                        f"its value is unknown; give numbers (or real tensors) to the constructor"
+                    )
+                t = self._initial(k, v, device=target.device)
+                target.copy_(p.to_raw(t) if k in self._learnt else t)
 
     def _materialize(self, features: tuple[int, ...], device: torch.device) -> None:
         """Size pending ``shape='infer'`` parameters by the input's feature dims (once)."""
         assert self._pending is not None
+        decl = {p.name: p for p in type(self).parameters_decl}
         with torch.no_grad():
             for k, t in self._pending.items():
-                spec = self._specs[k]
+                p = decl[k]
                 value = t.to(device).expand(features)
-                if spec.learnable and spec.kind == "decay":
-                    p = getattr(self, k + "_logit")
-                    p.materialize(features, device=device, dtype=t.dtype)
-                    p.copy_(torch.logit(value))
-                else:
-                    p = getattr(self, k)
-                    p.materialize(features, device=device, dtype=t.dtype)
-                    p.copy_(value)
+                learnt = k in self._learnt
+                target = getattr(self, p.raw_name if learnt else k)
+                target.materialize(features, device=device, dtype=t.dtype)
+                target.copy_(p.to_raw(value) if learnt else value)
         self.shape = tuple(features)
         self._pending = None
 
@@ -304,23 +435,25 @@ class Neuron(nn.Module):
                 f"(a dry run) so it can size its per-neuron parameters"
             )
         vals = []
-        for k in self.params_type._fields:
-            spec = self._specs[k]
-            if spec.learnable and spec.kind == "decay":
-                vals.append(torch.sigmoid(getattr(self, k + "_logit")))
+        for p in type(self).parameters_decl:
+            if p.name in self._learnt:
+                vals.append(p.from_raw(getattr(self, p.raw_name)))
             else:
-                vals.append(getattr(self, k))
+                vals.append(getattr(self, p.name))
         return self.params_type(*vals)
 
     def extra_repr(self) -> str:
         if self._pending is not None:
             return "shape='infer' (not yet sized)"
         parts = []
-        for k in self.params_type._fields:
-            t = self.params()._asdict()[k]
-            val = f"{t.item():.4g}" if t.ndim == 0 else f"tensor{tuple(t.shape)}"
-            parts.append(f"{k}={val}{' (learnt)' if self._specs[k].learnable else ''}")
+        for k, t in self.params()._asdict().items():
+            if t.is_meta:
+                val = "meta"
+            else:
+                val = f"{t.item():.4g}" if t.ndim == 0 else f"tensor{tuple(t.shape)}"
+            parts.append(f"{k}={val}{' (learnt)' if k in self._learnt else ''}")
         o = self.options
+        used = type(self).options_used
         if o.surrogate is not None:
             parts.append(f"surrogate={o.surrogate}")
             parts.append(f"reset={o.reset!r}")
@@ -330,16 +463,15 @@ class Neuron(nn.Module):
             for f in ("spiking", "binary", "time_dependent"):
                 if not getattr(o, f):
                     parts.append(f"{f}=False")
-        if "decay_input" in self._options_used():
+        elif not o.time_dependent:
+            parts.append("time_dependent=False")
+        if "decay_input" in used:
             parts.append(f"decay_input={o.decay_input}")
         if self.shape is not None:
             parts.append(f"shape={self.shape}")
         if self.batch_first:
             parts.append("batch_first=True")
         return ", ".join(parts)
-
-    def _options_used(self) -> tuple[str, ...]:
-        return ("decay_input",)
 
     # ------------------------------------------------------------------ state
     @property
@@ -487,7 +619,7 @@ class Neuron(nn.Module):
                 self._recorder.append(states)
                 state = type(state)(*(s[-1] for s in states))
             else:
-                out, state = kernels.scan(self.family, type(self).step_fn, xs, state, p, self.options)
+                out, state = kernels.scan(type(self).step_fn, xs, state, p, self.options)
         if self.batch_first:
             out = out.transpose(0, 1)
         return out, state
@@ -519,34 +651,14 @@ class _Stream:
         self.state: Any = None
 
 
-def options_from(
-    *,
-    surrogate: str | _sg.Surrogate | None,
-    reset: str,
-    detach_reset: bool,
-    reset_delay: bool,
-    decay_input: bool,
-    binary: bool,
-    time_dependent: bool,
-    spiking: bool = True,
-) -> Options:
-    """Build :class:`Options`, resolving a surrogate name."""
-    return Options(
-        surrogate=None if surrogate is None else _sg.get(surrogate),
-        reset=reset,
-        detach_reset=detach_reset,
-        reset_delay=reset_delay,
-        decay_input=decay_input,
-        spiking=spiking,
-        binary=binary,
-        time_dependent=time_dependent,
-    )
-
-
 def check_threshold(v_th: float | Tensor, v_reset: float | Tensor, reset: str, who: str) -> None:
-    """``v_th`` finite, and above ``v_reset`` for a hard reset (else the neuron fires forever)."""
-    th = torch.as_tensor(v_th, dtype=torch.float64)
-    vr = torch.as_tensor(v_reset, dtype=torch.float64)
+    """``v_th`` finite, and above ``v_reset`` for a hard reset (else the neuron fires forever).
+
+    Values without data (meta tensors) are not checked.
+    """
+    th, vr = _host(v_th), _host(v_reset)
+    if th is None or vr is None:
+        return
     if not bool(torch.isfinite(th).all()) or not bool(torch.isfinite(vr).all()):
         raise ValueError(f"{who}: v_th and v_reset must be finite, got v_th={v_th}, v_reset={v_reset}")
     if reset == "hard" and bool((th <= vr).any()):

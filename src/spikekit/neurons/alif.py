@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NamedTuple
 
 from torch import Tensor
 
-from spikekit import surrogate as _sg
-from spikekit.neurons._base import (
-    Neuron,
-    Options,
-    check_dt,
-    check_threshold,
-    decay_from,
-    detach_if_independent,
-    integrate,
-    leak,
-    options_from,
-)
+from spikekit.neurons._base import Neuron, Param
+from spikekit.neurons._math import Options, detach_if_independent, integrate, leak
 
 __all__ = ["ALIF", "ALIFParams", "ALIFState", "alif_step"]
 
@@ -96,69 +85,16 @@ class ALIF(Neuron):
         tensor([1., 0., 1., 0., 0., 1.])
     """
 
-    family = "alif"
     state_type = ALIFState
     params_type = ALIFParams
     step_fn = staticmethod(alif_step)
-    learn_aliases = {
-        "tau": "beta",
-        "beta": "beta",
-        "tau_adapt": "rho",
-        "rho": "rho",
-        "adapt": "adapt",
-        "v_th": "v_th",
-        "v_reset": "v_reset",
-        "v_leak": "v_leak",
-    }
-
-    def __init__(
-        self,
-        tau: float | Tensor | None = None,
-        *,
-        beta: float | Tensor | None = None,
-        tau_adapt: float | Tensor | None = None,
-        rho: float | Tensor | None = None,
-        adapt: float | Tensor = 1.8,
-        dt: float = 1.0,
-        v_th: float | Tensor = 1.0,
-        v_reset: float | Tensor = 0.0,
-        v_leak: float | Tensor = 0.0,
-        reset: str = "hard",
-        surrogate: str | _sg.Surrogate = "atan",
-        detach_reset: bool = False,
-        decay_input: bool = True,
-        binary: bool = True,
-        time_dependent: bool = True,
-        shape: int | Iterable[int] | str | None = None,
-        learn: str | Iterable[str] = (),
-        batch_first: bool = False,
-        check_finite: bool = False,
-    ) -> None:
-        super().__init__()
-        check_dt(dt, "ALIF")
-        options = options_from(
-            surrogate=surrogate,
-            reset=reset,
-            detach_reset=detach_reset,
-            reset_delay=False,
-            decay_input=decay_input,
-            binary=binary,
-            time_dependent=time_dependent,
-        )
-        check_threshold(v_th, v_reset, reset, "ALIF")
-        self._setup(
-            values={
-                "beta": decay_from(tau, beta, dt, 10.0, ""),
-                "v_th": v_th,
-                "v_reset": v_reset,
-                "v_leak": v_leak,
-                "rho": decay_from(tau_adapt, rho, dt, 200.0, "_adapt"),
-                "adapt": adapt,
-            },
-            kinds={"beta": "decay", "rho": "decay"},
-            options=options,
-            shape=shape,
-            learn=learn,
-            batch_first=batch_first,
-            check_finite=check_finite,
-        )
+    positional = ("tau",)
+    parameters_decl = (
+        Param("beta", 10.0, tau="tau", doc="membrane decay"),
+        Param("v_th", 1.0, doc="baseline threshold"),
+        Param("v_reset", 0.0, doc="hard-reset potential"),
+        Param("v_leak", 0.0, doc="resting potential"),
+        Param("rho", 200.0, tau="tau_adapt", doc="adaptation decay"),
+        Param("adapt", 1.8, doc="threshold increase per unit of adaptation"),
+    )
+    options_used = tuple(o for o in Neuron.options_used if o != "reset_delay")

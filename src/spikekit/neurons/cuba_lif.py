@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NamedTuple
 
 from torch import Tensor
 
-from spikekit import surrogate as _sg
-from spikekit.neurons._base import (
-    Neuron,
-    Options,
-    check_dt,
-    check_threshold,
-    decay_from,
-    detach_if_independent,
-    integrate,
-    leak,
-    options_from,
-)
+from spikekit.neurons._base import Neuron, Param
+from spikekit.neurons._math import Options, detach_if_independent, integrate, leak
 
 __all__ = ["CubaLIF", "CubaLIFParams", "CubaLIFState", "cuba_lif_step"]
 
@@ -97,67 +86,14 @@ class CubaLIF(Neuron):
         torch.Size([2, 3, 4])
     """
 
-    family = "cuba_lif"
     state_type = CubaLIFState
     params_type = CubaLIFParams
     step_fn = staticmethod(cuba_lif_step)
-    learn_aliases = {
-        "tau": "beta",
-        "beta": "beta",
-        "tau_syn": "beta_syn",
-        "beta_syn": "beta_syn",
-        "v_th": "v_th",
-        "v_reset": "v_reset",
-        "v_leak": "v_leak",
-    }
-
-    def __init__(
-        self,
-        tau: float | Tensor | None = None,
-        *,
-        beta: float | Tensor | None = None,
-        tau_syn: float | Tensor | None = None,
-        beta_syn: float | Tensor | None = None,
-        dt: float = 1.0,
-        v_th: float | Tensor = 1.0,
-        v_reset: float | Tensor = 0.0,
-        v_leak: float | Tensor = 0.0,
-        reset: str = "hard",
-        surrogate: str | _sg.Surrogate = "atan",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        decay_input: bool = True,
-        binary: bool = True,
-        time_dependent: bool = True,
-        shape: int | Iterable[int] | str | None = None,
-        learn: str | Iterable[str] = (),
-        batch_first: bool = False,
-        check_finite: bool = False,
-    ) -> None:
-        super().__init__()
-        check_dt(dt, "CubaLIF")
-        options = options_from(
-            surrogate=surrogate,
-            reset=reset,
-            detach_reset=detach_reset,
-            reset_delay=reset_delay,
-            decay_input=decay_input,
-            binary=binary,
-            time_dependent=time_dependent,
-        )
-        check_threshold(v_th, v_reset, reset, "CubaLIF")
-        self._setup(
-            values={
-                "beta": decay_from(tau, beta, dt, 10.0, ""),
-                "beta_syn": decay_from(tau_syn, beta_syn, dt, 5.0, "_syn"),
-                "v_th": v_th,
-                "v_reset": v_reset,
-                "v_leak": v_leak,
-            },
-            kinds={"beta": "decay", "beta_syn": "decay"},
-            options=options,
-            shape=shape,
-            learn=learn,
-            batch_first=batch_first,
-            check_finite=check_finite,
-        )
+    positional = ("tau",)
+    parameters_decl = (
+        Param("beta", 10.0, tau="tau", doc="membrane decay"),
+        Param("beta_syn", 5.0, tau="tau_syn", doc="synaptic current decay"),
+        Param("v_th", 1.0, doc="threshold"),
+        Param("v_reset", 0.0, doc="hard-reset potential"),
+        Param("v_leak", 0.0, doc="resting potential"),
+    )

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from torch import Tensor
 
-from spikekit import surrogate as _sg
-from spikekit.neurons._base import (
-    Neuron,
-    Options,
-    check_threshold,
-    detach_if_independent,
-    integrate,
-    options_from,
-)
+from spikekit.neurons._base import Neuron, Param
+from spikekit.neurons._math import Options, detach_if_independent, integrate
 
 __all__ = ["IF", "IFParams", "IFState", "if_step"]
 
@@ -75,51 +67,15 @@ class IF(Neuron):
         tensor([0., 1., 0., 1.])
     """
 
-    family = "if"
     state_type = IFState
     params_type = IFParams
     step_fn = staticmethod(if_step)
-    learn_aliases = {"v_th": "v_th", "v_reset": "v_reset"}
-
-    def __init__(
-        self,
-        *,
-        v_th: float | Tensor = 1.0,
-        v_reset: float | Tensor = 0.0,
-        reset: str = "hard",
-        surrogate: str | _sg.Surrogate = "atan",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        binary: bool = True,
-        time_dependent: bool = True,
-        shape: int | Iterable[int] | str | None = None,
-        learn: str | Iterable[str] = (),
-        batch_first: bool = False,
-        check_finite: bool = False,
-    ) -> None:
-        super().__init__()
-        options = options_from(
-            surrogate=surrogate,
-            reset=reset,
-            detach_reset=detach_reset,
-            reset_delay=reset_delay,
-            decay_input=False,
-            binary=binary,
-            time_dependent=time_dependent,
-        )
-        check_threshold(v_th, v_reset, reset, "IF")
-        self._setup(
-            values={"v_th": v_th, "v_reset": v_reset},
-            kinds={},
-            options=options,
-            shape=shape,
-            learn=learn,
-            batch_first=batch_first,
-            check_finite=check_finite,
-        )
+    parameters_decl = (
+        Param("v_th", 1.0, doc="threshold"),
+        Param("v_reset", 0.0, doc="hard-reset potential"),
+    )
+    options_used = tuple(o for o in Neuron.options_used if o != "decay_input")
+    base_options = Options(decay_input=False)
 
     def _rest(self, params: Any) -> Tensor:
         return params.v_reset if self.options.reset == "hard" else params.v_reset * 0
-
-    def _options_used(self) -> tuple[str, ...]:
-        return ()

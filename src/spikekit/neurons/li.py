@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NamedTuple
 
 from torch import Tensor
 
-from spikekit.neurons._base import (
-    Neuron,
-    Options,
-    check_dt,
-    decay_from,
-    detach_if_independent,
-    leak,
-)
+from spikekit.neurons._base import Neuron, Param
+from spikekit.neurons._math import Options, detach_if_independent, leak
 
 __all__ = ["LI", "LIParams", "LIState", "li_step"]
 
@@ -80,51 +73,18 @@ class LI(Neuron):
         tensor([1.0000, 1.5000, 1.7500])
     """
 
-    family = "li"
     state_type = LIState
     params_type = LIParams
     step_fn = staticmethod(li_step)
-    learn_aliases = {
-        "tau": "beta",
-        "beta": "beta",
-        "tau_syn": "beta_syn",
-        "beta_syn": "beta_syn",
-        "v_leak": "v_leak",
-    }
+    positional = ("tau",)
+    parameters_decl = (
+        Param("beta", 10.0, tau="tau", doc="membrane decay"),
+        Param("beta_syn", 5.0, tau="tau_syn", off=0.0, doc="synaptic current decay (0: none)"),
+        Param("v_leak", 0.0, doc="resting potential"),
+    )
+    options_used = ("decay_input", "time_dependent")
+    base_options = Options(surrogate=None, reset="none")
 
     @staticmethod
     def ann_activation(x: Tensor) -> Tensor:
         return x
-
-    def __init__(
-        self,
-        tau: float | Tensor | None = None,
-        *,
-        beta: float | Tensor | None = None,
-        tau_syn: float | Tensor | None = 5.0,
-        beta_syn: float | Tensor | None = None,
-        dt: float = 1.0,
-        v_leak: float | Tensor = 0.0,
-        decay_input: bool = True,
-        time_dependent: bool = True,
-        shape: int | Iterable[int] | str | None = None,
-        learn: str | Iterable[str] = (),
-        batch_first: bool = False,
-        check_finite: bool = False,
-    ) -> None:
-        super().__init__()
-        check_dt(dt, "LI")
-        if beta_syn is not None:
-            tau_syn = None
-        syn = 0.0 if tau_syn is None and beta_syn is None else decay_from(tau_syn, beta_syn, dt, 5.0, "_syn")
-        self._setup(
-            values={"beta": decay_from(tau, beta, dt, 10.0, ""), "beta_syn": syn, "v_leak": v_leak},
-            kinds={"beta": "decay", "beta_syn": "decay"},
-            options=Options(
-                surrogate=None, reset="none", decay_input=decay_input, time_dependent=time_dependent
-            ),
-            shape=shape,
-            learn=learn,
-            batch_first=batch_first,
-            check_finite=check_finite,
-        )

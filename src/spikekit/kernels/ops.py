@@ -1,0 +1,331 @@
+"""The fused scan as PyTorch custom ops: what ``torch.compile``, ``torch.export`` and
+``torch.func`` see instead of numpy calls or an unrolled loop.
+
+* ``spikekit::fused_scan(spec, xs, state, params, save) -> [outs, *final_state, ck]``
+* ``spikekit::fused_scan_backward(spec, gout, gstate, xs, state, params, ck)
+  -> [gx, *gstate0, *gparams]``
+
+``spec`` names a registered (step function, options) pair (:func:`spec_for`): a step is
+identified by the function object itself, so a subclass that overrides the step gets its own
+kernel, never its parent's. ``ck`` holds the state checkpoints the backward restarts from
+(flat, empty when no gradient is needed). Both ops have fake implementations (shapes only),
+the forward has an autograd formula (the backward op) and a vmap rule (the vmapped dimension
+becomes one more feature dimension, so ``vmap(grad(...))`` per-sample gradients run the same
+kernels). Device kernels register per device type: the CPU one is the numba printer's
+(:mod:`spikekit.kernels.numba_cpu`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from spikekit.kernels.graph import NotFusable, StepGraphs, trace_step
+
+__all__ = ["Spec", "spec_for", "get_spec", "fused_scan", "fused_scan_backward", "run_fused"]
+
+
+@dataclass(eq=False)
+class Spec:
+    """One (step function, options, state type, params type): the unit a kernel is made for."""
+
+    key: str
+    step: Callable[..., Any]
+    options: Any
+    state_type: type
+    params_type: type
+    _graphs: StepGraphs | None = field(default=None, repr=False)
+    _error: str | None = field(default=None, repr=False)
+
+    def graphs(self) -> StepGraphs:
+        """The traced step (traced on first use; raises :class:`NotFusable` with the reason)."""
+        if self._graphs is None and self._error is None:
+            try:
+                self._graphs = trace_step(self.step, self.options, self.state_type, self.params_type)
+            except NotFusable as e:
+                self._error = str(e)
+        if self._error is not None:
+            raise NotFusable(self._error)
+        assert self._graphs is not None
+        return self._graphs
+
+    def fusable(self) -> bool:
+        try:
+            self.graphs()
+        except NotFusable:
+            return False
+        return True
+
+
+_SPECS: dict[str, Spec] = {}
+_BY_IDENTITY: dict[tuple[Any, ...], Spec] = {}
+_LOCK = threading.Lock()
+
+
+def spec_for(step: Callable[..., Any], options: Any, state_type: type, params_type: type) -> Spec:
+    """The spec of this exact step function and options (created once per process)."""
+    ident = (step, options, state_type, params_type)
+    s = _BY_IDENTITY.get(ident)
+    if s is None:
+        with _LOCK:
+            s = _BY_IDENTITY.get(ident)
+            if s is None:
+                name = f"{getattr(step, '__module__', '?')}.{getattr(step, '__qualname__', repr(step))}"
+                s = Spec(f"{name}#{len(_SPECS)}", step, options, state_type, params_type)
+                _SPECS[s.key] = s
+                _BY_IDENTITY[ident] = s
+    return s
+
+
+def get_spec(key: str) -> Spec:
+    s = _SPECS.get(key)
+    if s is None:
+        raise RuntimeError(
+            f"spikekit: no step registered as {key!r} in this process; a fused-scan call (e.g. in an "
+            f"exported program) runs after the model it came from has been built and run once here"
+        )
+    return s
+
+
+def _n_checkpoints(T: Any) -> Any:
+    from spikekit.kernels.numba_cpu import CHECKPOINT
+
+    return (T + CHECKPOINT - 1) // CHECKPOINT
+
+
+@torch.library.custom_op("spikekit::fused_scan", mutates_args=(), device_types="cpu")
+def fused_scan(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bool) -> list[Tensor]:
+    """Run a registered step over ``xs`` ``[T, B, *features]``; see the module docstring."""
+    from spikekit.kernels import numba_cpu
+
+    g = get_spec(spec).graphs()
+    k = numba_cpu.kernels_for(g)
+    T = xs.shape[0]
+    feat = xs.shape[1:]
+    M = feat.numel()
+    dt = xs.dtype
+    x2 = xs.detach().contiguous().view(T, M)
+    s = _columns(state, feat, M, dt, copy=True)
+    p = _columns(params, feat, M, dt)
+    c = torch.tensor(g.constants, dtype=dt)
+    out = torch.empty(T, M, dtype=dt)
+    ck = torch.empty((_n_checkpoints(T) if save else 0), len(state), M, dtype=dt)
+    numba_cpu.run_columns(
+        k.forward,
+        M,
+        T * M,
+        x2.numpy(),
+        s.numpy(),
+        p.numpy(),
+        c.numpy(),
+        out.numpy(),
+        ck.numpy(),
+        numba_cpu.CHECKPOINT,
+    )
+    return [out.view(xs.shape), *(s[i].view(feat).clone() for i in range(len(state))), ck.view(-1)]
+
+
+def _columns(ts: list[Tensor], feat: torch.Size, M: int, dt: torch.dtype, copy: bool = False) -> Tensor:
+    """``[len(ts), M]`` contiguous: each tensor broadcast to the columns ``feat``."""
+    if not ts:
+        return torch.empty(0, M, dtype=dt)
+    out = torch.stack([t.detach().to(dt).expand(feat) for t in ts]).reshape(len(ts), M)
+    return out.clone() if copy and out.data_ptr() == ts[0].data_ptr() else out.contiguous()
+
+
+@fused_scan.register_fake
+def _(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bool) -> list[Tensor]:
+    T = xs.shape[0]
+    n = _n_checkpoints(T) if save else 0
+    ck = xs.new_empty((n * len(state) * xs.shape[1:].numel(),))
+    return [xs.new_empty(xs.shape), *(s.new_empty(xs.shape[1:]) for s in state), ck]
+
+
+@torch.library.custom_op("spikekit::fused_scan_backward", mutates_args=(), device_types="cpu")
+def fused_scan_backward(
+    spec: str,
+    gout: Tensor,
+    gstate: list[Tensor],
+    xs: Tensor,
+    state: list[Tensor],
+    params: list[Tensor],
+    ck: Tensor,
+) -> list[Tensor]:
+    """Gradients of :func:`fused_scan` w.r.t. ``xs``, the initial state and (per column) the params."""
+    from spikekit.kernels import numba_cpu
+
+    g = get_spec(spec).graphs()
+    k = numba_cpu.kernels_for(g)
+    T = xs.shape[0]
+    feat = xs.shape[1:]
+    M = feat.numel()
+    dt = xs.dtype
+    n_s = len(state)
+    if ck.numel() != _n_checkpoints(T) * n_s * M:
+        raise RuntimeError(
+            "spikekit fused_scan: backward called on a forward that saved no checkpoints "
+            "(it ran without gradients enabled)"
+        )
+    x2 = xs.detach().contiguous().view(T, M)
+    p = _columns(params, feat, M, dt)
+    c = torch.tensor(g.constants, dtype=dt)
+    go = gout.detach().to(dt).expand(xs.shape).reshape(T, M)  # a view when gout is a broadcast
+    st_t, st_m = go.stride()
+    span = (T - 1) * st_t + (M - 1) * st_m + 1
+    go_flat = go.as_strided((span,), (1,), go.storage_offset())
+    gs = _columns(gstate, feat, M, dt, copy=True)
+    if gs.data_ptr() in {t.data_ptr() for t in gstate}:
+        gs = gs.clone()
+    gx = torch.empty(T, M, dtype=dt)
+    gp = torch.zeros(len(params), M, dtype=dt)
+    numba_cpu.run_columns(
+        k.backward,
+        M,
+        T * M,
+        x2.numpy(),
+        _columns(state, feat, M, dt).numpy(),
+        p.numpy(),
+        c.numpy(),
+        ck.view(-1, n_s, M).numpy(),
+        numba_cpu.CHECKPOINT,
+        go_flat.numpy(),
+        st_t,
+        st_m,
+        gs.numpy(),
+        gx.numpy(),
+        gp.numpy(),
+    )
+    return [
+        gx.view(xs.shape),
+        *(gs[i].view(feat).clone() for i in range(n_s)),
+        *(gp[i].view(feat).clone() for i in range(len(params))),
+    ]
+
+
+@fused_scan_backward.register_fake
+def _(
+    spec: str,
+    gout: Tensor,
+    gstate: list[Tensor],
+    xs: Tensor,
+    state: list[Tensor],
+    params: list[Tensor],
+    ck: Tensor,
+) -> list[Tensor]:
+    feat = xs.shape[1:]
+    return [
+        xs.new_empty(xs.shape),
+        *(xs.new_empty(feat) for _ in state),
+        *(xs.new_empty(feat) for _ in params),
+    ]
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    spec, xs, state, params, _save = inputs
+    ctx.spec = spec
+    ctx.n_s = len(state)
+    ctx.p_shapes = [p.shape for p in params]
+    ctx.save_for_backward(xs, *state, *params, output[-1])
+
+
+def _backward(ctx: Any, grads: list[Tensor | None]) -> tuple[Any, ...]:
+    saved = ctx.saved_tensors
+    n_s = ctx.n_s
+    xs, state, params, ck = saved[0], list(saved[1 : 1 + n_s]), list(saved[1 + n_s : -1]), saved[-1]
+    gout = grads[0] if grads[0] is not None else xs.new_zeros(()).expand(xs.shape)
+    gstate = [
+        g if g is not None else s.new_zeros(()).expand(s.shape)
+        for g, s in zip(grads[1 : 1 + n_s], state, strict=True)
+    ]
+    res = fused_scan_backward(ctx.spec, gout, gstate, xs, state, params, ck)
+    gp = [g.sum_to_size(shape) for g, shape in zip(res[1 + n_s :], ctx.p_shapes, strict=True)]
+    return None, res[0], list(res[1 : 1 + n_s]), gp, None
+
+
+fused_scan.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------------------- vmap
+# A vmapped dimension is independent neurons: put it right after the batch dimension, i.e.
+# as the first feature dimension, where batched parameters broadcast as per-neuron ones.
+def _to_feature(t: Tensor, bdim: int | None, n: int, lead: int) -> Tensor:
+    """``t`` with its vmapped dim (or a broadcast one) at position ``lead``."""
+    if bdim is None:
+        t = t.unsqueeze(lead)
+        return t.expand(*t.shape[:lead], n, *t.shape[lead + 1 :])
+    return t.movedim(bdim, lead)
+
+
+def _param_to_feature(p: Tensor, bdim: int | None, feat_dims: int) -> Tensor:
+    if bdim is None:
+        return p
+    p = p.movedim(bdim, 0)
+    pad = feat_dims - (p.ndim - 1)
+    return p.reshape(p.shape[0], *([1] * pad), *p.shape[1:])
+
+
+def _vmap_forward(
+    info: Any,
+    in_dims: tuple[Any, ...],
+    spec: str,
+    xs: Tensor,
+    state: list[Tensor],
+    params: list[Tensor],
+    save: bool,
+) -> tuple[Any, Any]:
+    n = info.batch_size
+    _, xd, sd, pd, _ = in_dims
+    xs2 = _to_feature(xs, xd, n, 2)
+    feat_dims = xs2.ndim - 2  # N and the features
+    st2 = [_to_feature(s, d, n, 1) for s, d in zip(state, sd, strict=True)]
+    ps2 = [_param_to_feature(p, d, feat_dims) for p, d in zip(params, pd, strict=True)]
+    res = fused_scan(spec, xs2, st2, ps2, save)
+    return res, [2, *([1] * len(state)), None]
+
+
+def _vmap_backward(
+    info: Any,
+    in_dims: tuple[Any, ...],
+    spec: str,
+    gout: Tensor,
+    gstate: list[Tensor],
+    xs: Tensor,
+    state: list[Tensor],
+    params: list[Tensor],
+    ck: Tensor,
+) -> tuple[Any, Any]:
+    n = info.batch_size
+    _, gd, gsd, xd, sd, pd, cd = in_dims
+    if cd is not None:
+        raise NotImplementedError("spikekit fused_scan: vmap over saved checkpoints is not supported")
+    xs2 = _to_feature(xs, xd, n, 2)
+    feat_dims = xs2.ndim - 2
+    res = fused_scan_backward(
+        spec,
+        _to_feature(gout, gd, n, 2),
+        [_to_feature(g, d, n, 1) for g, d in zip(gstate, gsd, strict=True)],
+        xs2,
+        [_to_feature(s, d, n, 1) for s, d in zip(state, sd, strict=True)],
+        [_param_to_feature(p, d, feat_dims) for p, d in zip(params, pd, strict=True)],
+        ck,
+    )
+    # every output is per column [*, B, N, *F]: the vmapped dim sits after the batch dim
+    return res, [2, *([1] * (len(res) - 1))]
+
+
+fused_scan.register_vmap(_vmap_forward)
+fused_scan_backward.register_vmap(_vmap_backward)
+
+
+def run_fused(spec: str, xs: Tensor, state: Any, params: Any) -> tuple[Tensor, Any]:
+    """Call the fused op for the spec key: ``(outs, final_state)`` as the reference scan returns."""
+    save = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (xs, *state, *params) if isinstance(t, Tensor)
+    )
+    res = fused_scan(spec, xs, list(state), list(params), save)
+    return res[0], type(state)(*res[1 : 1 + len(state)])

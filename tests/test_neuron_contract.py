@@ -16,6 +16,15 @@ from spikekit import kernels
 cases = pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 
 
+@pytest.fixture(autouse=True)
+def _reference_backend():
+    """The contract is the neuron's API and math, checked on the reference scan; that every
+    fused kernel equals the reference is ``test_kernels.py``'s job (compiling kernels for
+    every case here too doubled the suite's cold-cache time)."""
+    with kernels.use("reference"):
+        yield
+
+
 def _xs(T=6, B=3, F=(4,), seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(T, B, *F, generator=g, dtype=dtype) * 1.5 - 0.2).to(dtype)
@@ -181,7 +190,19 @@ def test_float64_runs_in_float64(case: NeuronCase):
 
 
 def test_registry_covers_every_exported_neuron():
-    assert {c.cls for c in CASES} == {spk.IF, spk.LIF, spk.CubaLIF, spk.ALIF, spk.LI}
+    assert {c.cls for c in CASES} == {spk.get_neuron(n) for n in spk.list_neurons()}
+    assert {
+        spk.IF,
+        spk.LIF,
+        spk.CubaLIF,
+        spk.ALIF,
+        spk.LI,
+        spk.QIF,
+        spk.EIF,
+        spk.Izhikevich,
+        spk.AdEx,
+        spk.RF,
+    } == {spk.get_neuron(n) for n in spk.list_neurons()}
     assert spk.get_neuron("lif") is spk.LIF and spk.get_neuron(spk.IF) is spk.IF
     with pytest.raises(ValueError, match="unknown neuron 'lfi'; expected one of"):
         spk.get_neuron("lfi")

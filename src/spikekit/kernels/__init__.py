@@ -170,7 +170,63 @@ def explain(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> 
     return name if not why else f"{name} ({why})"
 
 
+def _is_dynamo_compiling() -> bool:
+    return getattr(torch.compiler, "is_dynamo_compiling", lambda: False)()
+
+
+def _onnx_exporting() -> bool:
+    """``torch.onnx.is_in_onnx_export()``, also when Dynamo traces the call.
+
+    Dynamo folds ``is_in_onnx_export()`` to ``False``, and the ONNX exporter retries a failed
+    ``torch.export(strict=False)`` with ``strict=True`` (Dynamo), so under Dynamo read the
+    (dynamo-based) exporter's flag directly; the TorchScript exporter never runs under Dynamo.
+    """
+    if _is_dynamo_compiling():
+        try:
+            from torch.onnx._internal.exporter import _flags
+        except ImportError:  # a torch without that exporter
+            return False
+        return bool(_flags._is_onnx_exporting)
+    return torch.onnx.is_in_onnx_export()
+
+
+def _check_onnx_T(xs: Tensor) -> None:
+    """Refuse an ONNX export whose T is dynamic: an unrolled loop would fix it to the traced T.
+
+    ``torch.onnx.export`` first captures with ``torch.export(strict=False)``, where a dynamic T
+    is a ``SymInt``. If that fails it retries with Dynamo (``strict=True``) and, on a
+    specialisation error, again with the dimension made static, silently. Dynamo shows a
+    symbolic size as a plain ``int``, so there a dynamic T cannot be told apart: refuse that
+    capture too (the exporter then raises the first capture's error).
+    """
+    msg = (
+        "ONNX has no spikekit::fused_scan, so exporting a spiking neuron unrolls its time loop for "
+        "the traced number of time steps T."
+    )
+    fix = (
+        " Export with a static T (no dynamic_shapes/dynamic_axes on dim 0 of the input), or keep a "
+        "dynamic T with torch.export.export, whose program keeps the fused op."
+    )
+    if _is_dynamo_compiling():
+        raise RuntimeError(
+            f"spikekit: {msg} Only torch.onnx.export's default capture (torch.export strict=False) "
+            f"can check that T is static; see the error of that capture.{fix}"
+        )
+    if isinstance(xs, Tensor) and xs.ndim and isinstance(xs.shape[0], torch.SymInt):
+        raise RuntimeError(
+            f"spikekit: cannot export to ONNX with a dynamic number of time steps T: {msg}{fix}"
+        )
+
+
+_ONNX_WHY = "exporting to ONNX, which has no spikekit::fused_scan: the time loop is unrolled for the traced T"
+
+
 def _select(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tuple[str, str]:
+    # ONNX has no spikekit::fused_scan: while exporting (either exporter), run the reference
+    # scan, which unrolls the time loop for the traced T into plain ONNX ops.
+    if _onnx_exporting():
+        _check_onnx_T(xs)
+        return "reference", _ONNX_WHY
     forced = _FORCED.get()
     if forced == "reference":
         return "reference", ""

@@ -115,7 +115,12 @@ _DECOMPOSE = [
     aten.rsub,
 ]
 #: Every op a program may hold (the printers implement exactly these).
-OPS = frozenset({*_UNARY.values(), *_BINARY.values(), "add", "sub", "where", "to_float", "to_bool", "copy"})
+_SMALL_POWERS = (2.0, 3.0, 4.0)
+#: Every op a program may hold (the printers implement exactly these).
+OPS = frozenset(
+    {*_UNARY.values(), *_BINARY.values(), *(f"pow{int(e)}" for e in _SMALL_POWERS)}
+    | {"add", "sub", "where", "to_float", "to_bool", "copy"}
+)
 
 
 @dataclass(frozen=True)
@@ -259,6 +264,10 @@ class _Lowering:
                     stmt = ("copy", (src,))
             elif packet in _UNARY:
                 stmt = (_UNARY[packet], (ref(args[0]),))
+            elif packet is aten.pow and isinstance(args[1], (int, float)) and float(args[1]) in _SMALL_POWERS:
+                # x**2 as x*x: a pow call is ~10x a multiply and blocks vectorisation. The
+                # exponent stays in the program's structure (not the constant table).
+                stmt = (f"pow{int(args[1])}", (ref(args[0]),))
             elif packet in _BINARY:
                 if kwargs.get("rounding_mode") is not None:
                     raise NotFusable(f"{node.target} with rounding_mode is not supported")
@@ -310,6 +319,7 @@ class _Lowering:
         outputs = tuple(
             ref(flat[i]) if isinstance(flat[i], torch.fx.Node) else self.const(0.0) for i in wanted
         )
+        body, outputs = _cse(body, outputs)
         for o in outputs:
             if isinstance(o, str) and kinds.get(o) == "b":
                 raise NotFusable("the step returns a bool tensor; return floating point")
@@ -326,6 +336,26 @@ class _Lowering:
             seen.add(n)
             stack.extend(n.all_input_nodes)
         return seen
+
+
+def _cse(
+    body: list[tuple[str, str, tuple[Any, ...]]], outputs: tuple[Any, ...]
+) -> tuple[list[tuple[str, str, tuple[Any, ...]]], tuple[Any, ...]]:
+    """Common subexpressions once: the traced backward recomputes forward values, and each
+    statement costs compile time. Constants are compared by slot, so values never matter."""
+    seen: dict[tuple[str, tuple[Any, ...]], str] = {}
+    alias: dict[str, str] = {}
+    out = []
+    for name, op, args in body:
+        args = tuple(alias.get(a, a) if isinstance(a, str) else a for a in args)
+        const_args = tuple(a for a in args if isinstance(a, tuple))
+        key = (op, args)
+        if not const_args and key in seen:
+            alias[name] = seen[key]
+            continue
+        seen[key] = name
+        out.append((name, op, args))
+    return out, tuple(alias.get(o, o) if isinstance(o, str) else o for o in outputs)
 
 
 def trace_step(
@@ -376,5 +406,6 @@ def trace_step(
     low = _Lowering(dtype)
     forward = low.lower(g_fwd, ["x", *s, *p], list(range(1 + n_s)))
     state_only = low.lower(g_fwd, ["x", *s, *p], list(range(1, 1 + n_s)))
-    backward = low.lower(g_bwd, ["x", *s, *p, "gout", *(f"g{n}" for n in s)], list(range(1 + n_s + n_p)))
+    names = ["x", *s, *p, "gout", *(f"g{n}" for n in s)]
+    backward = low.lower(g_bwd, names, list(range(1 + n_s + n_p)))
     return StepGraphs(forward, state_only, backward, tuple(low.constants), n_s, n_p)

@@ -17,8 +17,9 @@ kernels). Device kernels register per device type: the CPU one is the numba prin
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ class Spec:
         """The traced step (traced on first use; raises :class:`NotFusable` with the reason)."""
         if self._graphs is None and self._error is None:
             try:
-                self._graphs = trace_step(self.step, self.options, self.state_type, self.params_type)
+                with _plain_eager():
+                    self._graphs = trace_step(self.step, self.options, self.state_type, self.params_type)
             except NotFusable as e:
                 self._error = str(e)
         if self._error is not None:
@@ -60,6 +62,22 @@ class Spec:
         except NotFusable:
             return False
         return True
+
+
+@contextlib.contextmanager
+def _plain_eager() -> Iterator[None]:
+    """Trace the step as at top level, whatever transform the first call came from.
+
+    The first call of a step may happen inside ``torch.func.grad``/``vmap`` (functorch
+    layers), ``torch.export`` (fake, proxy and functional modes) or ``torch.no_grad``; the
+    step's own trace (``make_fx`` on fresh fake scalars) must see none of them, else e.g.
+    a constant of the step comes out as a data-dependent value under ``grad``.
+    """
+    from torch._functorch.pyfunctorch import temporarily_clear_interpreter_stack
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    with temporarily_clear_interpreter_stack(), _disable_current_modes(), torch.enable_grad():
+        yield
 
 
 _SPECS: dict[str, Spec] = {}
@@ -233,7 +251,9 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
     ctx.save_for_backward(xs, *state, *params, output[-1])
 
 
-def _backward(ctx: Any, grads: list[Tensor | None]) -> tuple[Any, ...]:
+def _backward(
+    ctx: Any, grads: list[Tensor | None], backward_op: Callable[..., Any] | None = None
+) -> tuple[Any, ...]:
     saved = ctx.saved_tensors
     n_s = ctx.n_s
     xs, state, params, ck = saved[0], list(saved[1 : 1 + n_s]), list(saved[1 + n_s : -1]), saved[-1]
@@ -242,7 +262,7 @@ def _backward(ctx: Any, grads: list[Tensor | None]) -> tuple[Any, ...]:
         g if g is not None else s.new_zeros(()).expand(s.shape)
         for g, s in zip(grads[1 : 1 + n_s], state, strict=True)
     ]
-    res = fused_scan_backward(ctx.spec, gout, gstate, xs, state, params, ck)
+    res = (backward_op or fused_scan_backward)(ctx.spec, gout, gstate, xs, state, params, ck)
     gp = [g.sum_to_size(shape) for g, shape in zip(res[1 + n_s :], ctx.p_shapes, strict=True)]
     return None, res[0], list(res[1 : 1 + n_s]), gp, None
 
@@ -265,7 +285,8 @@ def _param_to_feature(p: Tensor, bdim: int | None, feat_dims: int) -> Tensor:
     if bdim is None:
         return p
     p = p.movedim(bdim, 0)
-    pad = feat_dims - (p.ndim - 1)
+    # [N, *p] -> [N, 1, ..., *p] with feat_dims dims in all (p broadcasts to the features after N)
+    pad = feat_dims - p.ndim
     return p.reshape(p.shape[0], *([1] * pad), *p.shape[1:])
 
 
@@ -322,10 +343,81 @@ fused_scan.register_vmap(_vmap_forward)
 fused_scan_backward.register_vmap(_vmap_backward)
 
 
+# ----------------------------------------------------------------------------- torch.func
+# torch.library's register_autograd builds an autograd.Function without ``setup_context``,
+# which torch.func's grad/vjp/jacrev refuse ("must override the setup_context staticmethod";
+# pytorch issues 168393, 170834, 179652, open in torch 2.14). Under a torch.func transform the
+# op is therefore called through this Function instead: the same forward and backward ops,
+# in the setup_context form, with a generated vmap rule (which runs the ops' own vmap rules),
+# so ``vmap(grad(...))`` per-sample gradients still run the fused kernels. Outside torch.func
+# (eager autograd, torch.compile, torch.export) the op is called directly, so compiled and
+# exported graphs show ``spikekit::fused_scan`` itself.
+class _FusedScanFunction(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(spec: str, n_s: int, save: bool, xs: Tensor, *sp: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        return tuple(fused_scan(spec, xs, list(sp[:n_s]), list(sp[n_s:]), save))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:  # type: ignore[override]
+        spec, n_s, save, xs, *sp = inputs
+        ctx.mark_non_differentiable(output[-1])  # the checkpoints
+        _setup_context(ctx, (spec, xs, sp[:n_s], sp[n_s:], save), output)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Any, ...]:  # type: ignore[override]
+        _, gx, gstate, gparams, _ = _backward(ctx, list(grads), _FusedScanBackwardFunction.call)
+        return None, None, None, gx, *gstate, *gparams
+
+
+class _FusedScanBackwardFunction(torch.autograd.Function):
+    """The backward op for torch.func (its own generated autograd kernel has the same defect)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(spec: str, n_s: int, gout: Tensor, ck: Tensor, xs: Tensor, *rest: Tensor) -> Any:  # type: ignore[override]
+        gstate, state, params = rest[:n_s], rest[n_s : 2 * n_s], rest[2 * n_s :]
+        return tuple(fused_scan_backward(spec, gout, list(gstate), xs, list(state), list(params), ck))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:  # type: ignore[override]
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:  # type: ignore[override]
+        raise RuntimeError("spikekit fused_scan: double backward (gradients of gradients) is not supported")
+
+    @staticmethod
+    def call(
+        spec: str,
+        gout: Tensor,
+        gstate: list[Tensor],
+        xs: Tensor,
+        state: list[Tensor],
+        params: list[Tensor],
+        ck: Tensor,
+    ) -> list[Tensor]:
+        return list(
+            _FusedScanBackwardFunction.apply(spec, len(state), gout, ck, xs, *gstate, *state, *params)
+        )
+
+
+def _in_functorch() -> bool:
+    # Dynamo traces torch.func transforms itself (and the op's registered autograd with them).
+    if torch.compiler.is_compiling():
+        return False
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
 def run_fused(spec: str, xs: Tensor, state: Any, params: Any) -> tuple[Tensor, Any]:
     """Call the fused op for the spec key: ``(outs, final_state)`` as the reference scan returns."""
     save = torch.is_grad_enabled() and any(
         t.requires_grad for t in (xs, *state, *params) if isinstance(t, Tensor)
     )
-    res = fused_scan(spec, xs, list(state), list(params), save)
+    if _in_functorch():
+        res = _FusedScanFunction.apply(spec, len(state), save, xs, *state, *params)
+    else:
+        res = fused_scan(spec, xs, list(state), list(params), save)
     return res[0], type(state)(*res[1 : 1 + len(state)])

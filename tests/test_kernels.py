@@ -90,8 +90,55 @@ def assert_parity(
     return got[0]
 
 
+def _merged_cases() -> list[NeuronCase]:
+    """The registry's option variants of each neuron, merged where they do not conflict.
+
+    Each registry case changes one or two options of a neuron's base; a kernel case takes
+    several such changes at once (e.g. ``reset="soft", detach_reset=True`` with
+    ``binary=False``), so every option value of every neuron is still run, in fewer kernels
+    to compile (each new combination is a new kernel: 1-2 s of numba per dtype, cold).
+    """
+    by_cls: dict[type, list[NeuronCase]] = {}
+    for c in CASES:
+        by_cls.setdefault(c.cls, []).append(c)
+    out = []
+    for cases in by_cls.values():
+        base = {k: v for k, v in cases[0].kwargs.items() if all(c.kwargs.get(k) == v for c in cases)}
+        merged: list[dict[str, Any]] = []
+        learnable: list[tuple[str, ...]] = []
+        for c in cases:
+            change = {k: v for k, v in c.kwargs.items() if base.get(k, object()) != v}
+            fits = [
+                i
+                for i, m in enumerate(merged)
+                if all(m.get(k, v) == v for k, v in change.items()) and set(learnable[i]) == set(c.learnable)
+            ]
+            if fits:
+                i = min(fits, key=lambda i: len(merged[i]))
+                merged[i].update(change)
+            else:
+                merged.append(dict(change))
+                learnable.append(c.learnable)
+        out += [
+            NeuronCase(cases[0].cls, {**base, **m}, lrn) for m, lrn in zip(merged, learnable, strict=True)
+        ]
+    return out
+
+
+KERNEL_CASES = _merged_cases()
+
+
+def test_merged_cases_keep_every_option_value_of_every_neuron() -> None:
+    for c in CASES:
+        assert any(
+            k.cls is c.cls and all(k.kwargs.get(a) == v for a, v in c.kwargs.items()) for k in KERNEL_CASES
+        ) or all(
+            any(k.cls is c.cls and k.kwargs.get(a) == v for k in KERNEL_CASES) for a, v in c.kwargs.items()
+        ), c.id
+
+
 def _grid() -> list[Any]:
-    """Every registry case; dtype x shared/per-neuron x learnt covered pairwise per neuron.
+    """Every (merged) registry case; dtype x shared/per-neuron x learnt covered per neuron.
 
     The full product would compile every case's kernels in both dtypes (numba compiles each
     dtype separately, 2-8 s per kernel on a cold cache), which alone took ~20 minutes of the
@@ -102,7 +149,7 @@ def _grid() -> list[Any]:
     full = os.environ.get("SPIKEKIT_FULL_PARITY") == "1"
     out = []
     seen: dict[type, int] = {}
-    for case in CASES:
+    for case in KERNEL_CASES:
         i = seen[case.cls] = seen.get(case.cls, -1) + 1
         combos = [(d, pn) for d in DTYPES for pn in (False, True)]
         if not full:  # one (dtype, layout) per case: any 2 cases cover both dtypes and layouts

@@ -39,7 +39,7 @@ __all__ = ["Kernels", "kernels_for", "cache_dir", "run_columns", "BLOCK", "CHECK
 BLOCK = 2048
 #: Steps between state checkpoints of the forward (the backward's recompute segment).
 CHECKPOINT = 16
-_VERSION = "5"  # bump when the printed code changes meaning
+_VERSION = "6"  # bump when the printed code changes meaning
 
 _TEMPLATES = {
     "add": "({0} + {1})",
@@ -117,10 +117,18 @@ def print_source(g: StepGraphs) -> str:
     bind = {"x": "x", **{f"s{i}": f"r_s{i}" for i in range(nS)}, **{f"p{i}": f"r_p{i}" for i in range(nP)}}
     nl = "\n"
 
-    def block_copies(ind: str, state_src: str) -> str:
-        lines = [f"{ind}S{i} = {state_src}[{i}, b0:b1].copy()" for i in range(nS)]
-        lines += [f"{ind}P{i} = p[{i}, b0:b1].copy()" for i in range(nP)]
-        return nl.join(lines)
+    def copy_loop(ind: str, pairs: list[tuple[str, str]]) -> str:
+        """One explicit loop over the block's columns doing ``dst = src`` for each pair:
+        numba compiles a plain loop several times faster than slice assignments."""
+        if not pairs:
+            return ""
+        body = nl.join(f"{ind}    {d} = {r}" for d, r in pairs)
+        return f"{ind}for j in range(n):{nl}{body}"
+
+    def block_copies(ind: str, state_src: str, with_state: bool = True) -> str:
+        pairs = [(f"S{i}[j]", f"{state_src}[{i}, b0 + j]") for i in range(nS) if with_state]
+        pairs += [(f"P{i}[j]", f"p[{i}, b0 + j]") for i in range(nP)]
+        return copy_loop(ind, pairs)
 
     def loads(ind: str, state: str) -> list[str]:
         out = [f"{ind}x = xr[j]"]
@@ -130,18 +138,23 @@ def print_source(g: StepGraphs) -> str:
 
     ind = " " * 16
     f_lines, f_out = _print(g.forward, bind, ind)
+    alloc_sp = nl.join(
+        [f"    S{i} = np.empty(BLOCK, dtype=xs.dtype)" for i in range(nS)]
+        + [f"    P{i} = np.empty(BLOCK, dtype=xs.dtype)" for i in range(nP)]
+    )
     fwd = f"""
 @njit(nogil=True, cache=True, error_model="numpy")
 def forward(lo, hi, xs, s, p, c, out, ck, K):
 {consts}{_ONE_ZERO}    T = xs.shape[0]
     save = ck.shape[0] > 0
+{alloc_sp}
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
         n = b1 - b0
 {block_copies(" " * 8, "s")}
         for t in range(T):
             if save and t % K == 0:
-{nl.join(f"                ck[t // K, {i}, b0:b1] = S{i}" for i in range(nS))}
+{copy_loop(" " * 16, [(f"ck[t // K, {i}, b0 + j]", f"S{i}[j]") for i in range(nS)])}
             xr = xs[t, b0:b1]
             orow = out[t, b0:b1]
             for j in range(n):
@@ -149,7 +162,7 @@ def forward(lo, hi, xs, s, p, c, out, ck, K):
 {nl.join(f_lines)}
 {ind}orow[j] = {f_out[0]}
 {nl.join(f"{ind}S{i}[j] = {e}" for i, e in enumerate(f_out[1:]))}
-{nl.join(f"        s[{i}, b0:b1] = S{i}" for i in range(nS))}
+{copy_loop(" " * 8, [(f"s[{i}, b0 + j]", f"S{i}[j]") for i in range(nS)])}
 """
     ind3 = " " * 20
     s_lines, s_out = _print(g.state_only, bind, ind3)
@@ -180,17 +193,16 @@ def backward(lo, hi, xs, s0, p, c, ck, K, go, go_st, go_sm, gs, gx, gp):
     H = np.empty((K, {nS}, BLOCK), dtype=xs.dtype)
     IN = np.empty(({n_in}, BLOCK), dtype=xs.dtype)
     OUT = np.empty(({n_out}, BLOCK), dtype=xs.dtype)
+{nl.join(f"    P{i} = np.empty(BLOCK, dtype=xs.dtype)" for i in range(nP))}
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
         n = b1 - b0
-{block_copies(" " * 8, "s0")}
-{nl.join(f"        IN[{r_p + i}, :n] = p[{i}, b0:b1]" for i in range(nP))}
-{nl.join(f"        IN[{r_gs + i}, :n] = gs[{i}, b0:b1]" for i in range(nS))}
-        OUT[{1 + nS}:, :n] = ZERO
+{block_copies(" " * 8, "s0", with_state=False)}
+{copy_loop(" " * 8, [(f"IN[{r_p + i}, j]", f"P{i}[j]") for i in range(nP)] + [(f"IN[{r_gs + i}, j]", f"gs[{i}, b0 + j]") for i in range(nS)] + [(f"OUT[{1 + nS + i}, j]", "ZERO") for i in range(nP)])}
         for seg in range(n_ck - 1, -1, -1):
             t0 = seg * K
             t1 = min(T, t0 + K)
-{nl.join(f"            H[0, {i}, :n] = ck[seg, {i}, b0:b1]" for i in range(nS))}
+{copy_loop(" " * 12, [(f"H[0, {i}, j]", f"ck[seg, {i}, b0 + j]") for i in range(nS)])}
             for t in range(t0, t1 - 1):
                 xr = xs[t, b0:b1]
                 hin = H[t - t0]
@@ -200,18 +212,13 @@ def backward(lo, hi, xs, s0, p, c, ck, K, go, go_st, go_sm, gs, gx, gp):
 {nl.join(s_lines)}
 {nl.join(f"{ind3}hout[{i}, j] = {e}" for i, e in enumerate(s_out))}
             for t in range(t1 - 1, t0 - 1, -1):
-                IN[{r_x}, :n] = xs[t, b0:b1]
-{nl.join(f"                IN[{r_s + i}, :n] = H[t - t0, {i}, :n]" for i in range(nS))}
                 base = t * go_st + b0 * go_sm
-                for j in range(n):
-                    IN[{r_go}, j] = go[base + j * go_sm]
+{copy_loop(" " * 16, [(f"IN[{r_x}, j]", "xs[t, b0 + j]"), *((f"IN[{r_s + i}, j]", f"H[t - t0, {i}, j]") for i in range(nS)), (f"IN[{r_go}, j]", "go[base + j * go_sm]")])}
                 for j in range(n):
 {nl.join(b_lines)}
 {nl.join(stores)}
-                gx[t, b0:b1] = OUT[0, :n]
-{nl.join(f"                IN[{r_gs + i}, :n] = OUT[{1 + i}, :n]" for i in range(nS))}
-{nl.join(f"        gs[{i}, b0:b1] = IN[{r_gs + i}, :n]" for i in range(nS))}
-{nl.join(f"        gp[{i}, b0:b1] += OUT[{1 + nS + i}, :n]" for i in range(nP))}
+{copy_loop(" " * 16, [("gx[t, b0 + j]", "OUT[0, j]"), *((f"IN[{r_gs + i}, j]", f"OUT[{1 + i}, j]") for i in range(nS))])}
+{copy_loop(" " * 8, [*((f"gs[{i}, b0 + j]", f"IN[{r_gs + i}, j]") for i in range(nS)), *((f"gp[{i}, b0 + j]", f"gp[{i}, b0 + j] + OUT[{1 + nS + i}, j]") for i in range(nP))])}
 """
     return _HEADER.format(version=_VERSION, block=BLOCK) + fwd + bwd
 

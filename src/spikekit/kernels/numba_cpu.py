@@ -1,7 +1,8 @@
 """The CPU printer: a traced step (:mod:`spikekit.kernels.graph`) printed as numba loops.
 
-Two kernels per step graph, printed once and cached on disk (keyed by the graph's hash, so
-neurons that differ only in constants share them; numba's own cache keeps the machine code):
+Two kernels per step graph, printed once and cached on disk (the file is named by the hash of
+the printed source, which depends on the graph's structure only, so neurons that differ only
+in constants share it; numba's own cache next to it keeps the machine code):
 
 * ``forward(lo, hi, xs, s, p, c, out, ck, K)``: for a block of neuron columns, run every
   time step, write the outputs and update the state ``s`` in place. With ``ck`` non-empty

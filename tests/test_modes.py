@@ -112,7 +112,11 @@ def test_import_is_light():
         "import sys, spikekit as spk; print(spk.LIF, spk.IF, spk.CubaLIF, spk.ALIF, spk.LI); "
         "heavy = {'matplotlib', 'tonic', 'nir', 'numba', 'torchvision', 'sklearn', 'tensorboard', "
         "'snntorch', 'norse', 'spikingjelly', 'eve', 'snetx', 'scipy'}; "
-        "bad = sorted({m.split('.')[0] for m in sys.modules} & heavy); assert not bad, bad"
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & heavy); assert not bad, bad; "
+        # Dynamo and the tracer cost ~2 s to import: only torch.compile or a fused kernel's
+        # first trace may load them
+        "slow = sorted(m for m in ('torch._dynamo', 'torch._inductor', 'onnx') if m in sys.modules); "
+        "assert not slow, slow"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

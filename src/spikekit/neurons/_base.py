@@ -197,7 +197,7 @@ class Neuron(nn.Module):
         class LIF(Neuron):
             step_fn = staticmethod(lif_step)
             state_type, params_type = LIFState, LIFParams
-            parameters = (Param("beta", 2.0, tau="tau"), Param("v_th", 1.0), ...)
+            parameters_decl = (Param("beta", 2.0, tau="tau"), Param("v_th", 1.0), ...)
 
     Every neuron accepts ``dt``, ``shape`` (per-neuron parameters; ``"infer"`` sizes them by
     the first input), ``learn`` (names to learn, a parameter's name or its time constant's),

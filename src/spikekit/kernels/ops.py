@@ -128,7 +128,7 @@ def fused_scan(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor],
     M = feat.numel()
     dt = xs.dtype
     x2 = xs.detach().contiguous().view(T, M)
-    s = _columns(state, feat, M, dt, copy=True)
+    s = _columns(state, feat, M, dt)  # a fresh copy: the kernel updates it in place
     p = _columns(params, feat, M, dt)
     c = torch.tensor(g.constants, dtype=dt)
     out = torch.empty(T, M, dtype=dt)
@@ -148,12 +148,12 @@ def fused_scan(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor],
     return [out.view(xs.shape), *(s[i].view(feat).clone() for i in range(len(state))), ck.view(-1)]
 
 
-def _columns(ts: list[Tensor], feat: torch.Size, M: int, dt: torch.dtype, copy: bool = False) -> Tensor:
+def _columns(ts: list[Tensor], feat: torch.Size, M: int, dt: torch.dtype) -> Tensor:
     """``[len(ts), M]`` contiguous: each tensor broadcast to the columns ``feat``."""
     if not ts:
         return torch.empty(0, M, dtype=dt)
     out = torch.stack([t.detach().to(dt).expand(feat) for t in ts]).reshape(len(ts), M)
-    return out.clone() if copy and out.data_ptr() == ts[0].data_ptr() else out.contiguous()
+    return out  # torch.stack always allocates: never a view of the caller's tensors
 
 
 @fused_scan.register_fake
@@ -196,9 +196,7 @@ def fused_scan_backward(
     st_t, st_m = go.stride()
     span = (T - 1) * st_t + (M - 1) * st_m + 1
     go_flat = go.as_strided((span,), (1,), go.storage_offset())
-    gs = _columns(gstate, feat, M, dt, copy=True)
-    if gs.data_ptr() in {t.data_ptr() for t in gstate}:
-        gs = gs.clone()
+    gs = _columns(gstate, feat, M, dt)  # updated in place by the kernel
     gx = torch.empty(T, M, dtype=dt)
     gp = torch.zeros(len(params), M, dtype=dt)
     numba_cpu.run_columns(

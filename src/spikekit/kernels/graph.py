@@ -17,6 +17,7 @@ changes of floating-point precision inside the step.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,7 +160,7 @@ class StepGraphs:
     n_state: int
     n_params: int
 
-    @property
+    @functools.cached_property  # read on every fused call (kernel lookup): hash once
     def key(self) -> str:
         """Hash of the programs' structure (not the constants' values)."""
         text = repr((self.forward, self.state_only, self.backward, len(self.constants)))

@@ -178,22 +178,157 @@ def test_parity(case: NeuronCase, dtype: torch.dtype, per_neuron: bool, learn: b
 @pytest.mark.parametrize("backend", FUSED)
 @pytest.mark.parametrize("name", spk.list_neurons())
 def test_parity_threads_strided_broadcast_and_conv_shapes(name: str, backend: str) -> None:
-    """Large enough for the column split over threads; a strided input; per-channel
-    parameters of a conv layer (``shape=(C, 1, 1)``) broadcasting over space."""
+    """Large enough for the column split over threads (torch's OpenMP team); a strided input;
+    per-channel parameters of a conv layer (``shape=(C, 1, 1)``) broadcasting over space;
+    the upstream gradient both a broadcast (``out.sum()``) and a full tensor; parameters
+    learnt (the backward with parameter gradients) and fixed (the one without)."""
     case = next(c for c in CASES if c.cls is spk.get_neuron(name))
-    neuron = case.make(shape=(4, 1, 1), learn=case.learnable)
-    _perturb(neuron, torch.Generator().manual_seed(5))
     gen = torch.Generator().manual_seed(0)
     xs = (torch.randn(20, 8, 4, 64, 80, generator=gen) + 0.5).requires_grad_()  # 20 x 163840 elements
+    w = torch.randn(xs.shape, generator=gen)
+    for learn in (case.learnable, ()):
+        neuron = case.make(shape=(4, 1, 1), learn=learn)
+        _perturb(neuron, torch.Generator().manual_seed(5))
+        wrt = [xs, *neuron.parameters()]
+        res = {}
+        for b in ("reference", backend):
+            with kernels.use(b):
+                out = neuron(xs)
+            g_sum = torch.autograd.grad(out.sum(), wrt, retain_graph=True)  # a broadcast upstream
+            res[b] = (out, g_sum, torch.autograd.grad((out * w).sum(), wrt))
+        torch.testing.assert_close(res[backend][0], res["reference"][0])
+        for got, ref in zip(res[backend][1:], res["reference"][1:], strict=True):
+            for a, b in zip(got, ref, strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert_parity(case.make(), torch.float32, backend, T=5, strided=True)
+
+
+def test_threads_without_openmp_run_on_python_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where torch's OpenMP runtime is not found, the column chunks run on Python threads:
+    the same results as the reference."""
+    from spikekit.kernels import numba_cpu
+
+    monkeypatch.setattr(numba_cpu, "_omp", False)
+    calls = []
+    real = numba_cpu._pack
+    monkeypatch.setattr(numba_cpu, "_pack", lambda *a: calls.append(1) or real(*a))
+    neuron = spk.ALIF(learn=("tau", "v_th"))
+    xs = (torch.randn(12, 4, 8192, generator=torch.Generator().manual_seed(0)) + 0.5).requires_grad_()
     res = {}
-    for b in ("reference", backend):
+    for b in ("reference", "numba"):
         with kernels.use(b):
             out = neuron(xs)
-        res[b] = (out, torch.autograd.grad(out.sum(), [xs, *neuron.parameters()]))  # a broadcast upstream
-    torch.testing.assert_close(res[backend][0], res["reference"][0])
-    for a, b in zip(res[backend][1], res["reference"][1], strict=True):
+        res[b] = (out, torch.autograd.grad(out.sum(), [xs, *neuron.parameters()]))
+    assert not calls, "the OpenMP path ran although it was switched off"
+    torch.testing.assert_close(res["numba"][0], res["reference"][0])
+    for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    assert_parity(case.make(), torch.float32, backend, T=5, strided=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_exp_is_within_one_ulp_and_keeps_special_values(dtype: torch.dtype) -> None:
+    """The generated kernels' own ``exp`` (vectorisable, unlike libm's): within 1 ulp of the
+    exactly rounded value over the whole range, subnormal results close, inf/nan kept."""
+    import numba
+    import numpy as np
+
+    from spikekit.kernels._numba_rt import vexp
+
+    @numba.njit
+    def apply(a, out):  # type: ignore[no-untyped-def]
+        for j in range(a.shape[0]):
+            out[j] = vexp(a[j])
+
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    info = np.finfo(npdt)
+    hi = float(np.log(info.max))
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.uniform(-hi, hi, 200_000), rng.uniform(-4, 4, 200_000)]).astype(npdt)
+    out = np.empty_like(a)
+    apply(a, out)
+    true = np.exp(a.astype(np.longdouble))
+    normal = true > info.tiny
+    ulp = np.abs(out[normal] - true[normal]) / np.spacing(true[normal].astype(npdt))
+    assert ulp.max() <= 1.01, f"max error {ulp.max():.2f} ulp at x = {a[normal][ulp.argmax()]}"
+    sub = np.linspace(np.log(float(info.smallest_subnormal)) + 0.5, np.log(float(info.tiny)), 1000).astype(
+        npdt
+    )
+    got = np.empty_like(sub)
+    apply(sub, got)
+    np.testing.assert_allclose(got, np.exp(sub.astype(np.longdouble)).astype(npdt), rtol=1e-2)
+    special = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, -1e30, hi + 1, -hi - 200], dtype=npdt)
+    got = np.empty_like(special)
+    apply(special, got)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(got, np.exp(special))
+
+
+def test_large_outputs_reuse_memory_only_once_nothing_references_it() -> None:
+    from spikekit.kernels import buffers
+
+    shape = (64, 8192)  # 2 MB of float32, above buffers.MIN_BYTES
+    a = buffers.empty(shape, torch.float32)
+    a.fill_(1.0)
+    ptr = a.data_ptr()
+    view = a[3]
+    saved = a.t()
+    del a
+    b = buffers.empty(shape, torch.float32)
+    assert b.data_ptr() != ptr, "handed out while a view of it was alive"
+    del view
+    c = buffers.empty(shape, torch.float32)
+    assert c.data_ptr() != ptr, "handed out while a transposed view was alive"
+    del saved
+    d = buffers.empty(shape, torch.float32)
+    assert d.data_ptr() == ptr, "a free buffer was not reused"
+    e = buffers.empty((shape[0] // 2, shape[1] * 2), torch.float32)  # same bytes, another shape
+    assert e.shape == (32, 16384) and e.data_ptr() not in (ptr, b.data_ptr(), c.data_ptr())
+    del b, c, d, e
+    assert buffers.empty_cache() > 0
+    small = buffers.empty((4, 4), torch.float64)
+    assert small.shape == (4, 4) and small.dtype == torch.float64
+
+
+def test_outputs_saved_for_backward_are_not_reused_before_the_backward() -> None:
+    """A kernel output that autograd keeps (here the spikes, saved by the multiplication)
+    must not be handed to the next call."""
+    lif = spk.LIF()
+    xs = (torch.randn(50, 4, 4096, generator=torch.Generator().manual_seed(0)) + 0.6).requires_grad_()
+    y = lif(xs) * 2.0  # saves nothing of lif's output: the multiplier is a constant
+    z = lif(xs)
+    loss = (z * z).sum()  # saves z itself
+    del z
+    for _ in range(3):
+        lif(xs + 1.0).sum().backward()  # more kernel calls that want buffers of the same size
+    g = torch.autograd.grad(loss, xs)[0]
+    with kernels.use("reference"):
+        zr = lif(xs)
+        gr = torch.autograd.grad((zr * zr).sum(), xs)[0]
+    torch.testing.assert_close(g, gr, rtol=1e-4, atol=1e-4)
+    assert y.shape == xs.shape
+
+
+def test_plain_eager_and_the_custom_op_give_the_same_results() -> None:
+    """Plain eager calls bypass the op's dispatch (``_EagerFusedScan``); everything else
+    (compile, export, modes, subclasses) goes through ``spikekit::fused_scan``."""
+    from spikekit.kernels import ops
+
+    neuron = spk.CubaLIF(learn=("tau", "tau_syn"))
+    xs = (torch.randn(30, 2, 5, generator=torch.Generator().manual_seed(0)) + 0.5).requires_grad_()
+    out = neuron(xs)
+    assert type(out.grad_fn).__name__.startswith("_EagerFusedScan")
+    g_eager = torch.autograd.grad((out * out).sum(), [xs, *neuron.parameters()])
+    st = neuron.initial_state(xs[0])
+    p = neuron.params()
+    key = kernels._spec_key(type(neuron).step_fn, neuron.options, type(st), type(p))
+    res = ops.fused_scan(key, xs, list(st), list(p), True)
+    assert "fused_scan" in type(res[0].grad_fn).__name__ and not type(res[0].grad_fn).__name__.startswith(
+        "_Eager"
+    )
+    torch.testing.assert_close(res[0], out, rtol=0, atol=0)
+    g_op = torch.autograd.grad((res[0] * res[0]).sum(), [xs, *neuron.parameters()])
+    for a, b in zip(g_eager, g_op, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 class _UserSurrogate(spk.surrogate.ATan):
@@ -289,7 +424,7 @@ def test_no_grad_runs_without_checkpoints_and_backward_without_them_fails_clearl
     assert res[-1].numel() == 0
     with pytest.raises(RuntimeError, match="saved no checkpoints"):
         ops.fused_scan_backward(
-            key, torch.ones_like(xs), [torch.zeros(2, 3)], xs, list(st), list(lif.params()), res[-1]
+            key, torch.ones_like(xs), [torch.zeros(2, 3)], xs, list(st), list(lif.params()), res[-1], False
         )
 
 
@@ -310,6 +445,52 @@ def test_load_failure_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
     assert len(msgs) == 1 and "numba" in msgs[0], msgs
     with kernels.use("reference"):
         assert torch.equal(out1, lif(xs)) and torch.equal(out2, out1)
+
+
+@pytest.mark.parametrize("name", spk.list_neurons())
+def test_traced_graphs_survive_their_json_form(name: str) -> None:
+    from spikekit.kernels import graph
+
+    neuron = spk.get_neuron(name)()
+    st = neuron.initial_state(torch.zeros(1, 2))
+    g = graph.trace_step(type(neuron).step_fn, neuron.options, type(st), type(neuron.params()))
+    back = graph.StepGraphs.from_json(g.to_json())
+    assert back == g and back.key == g.key
+
+
+def test_traced_graphs_of_spikekit_steps_are_cached_on_disk_and_users_are_not(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later process loads spikekit's own traced steps instead of tracing them again
+    (tracing imports Dynamo: seconds); a user's step or surrogate is always traced, since its
+    source can change without the cache key noticing."""
+    from spikekit.kernels import graph, ops
+
+    monkeypatch.setenv("SPIKEKIT_CACHE", str(tmp_path))
+    traced = []
+    real = graph.trace_step
+    monkeypatch.setattr(ops, "trace_step", lambda *a, **k: traced.append(a[0]) or real(*a, **k))
+
+    def fresh_spec(neuron: spk.Neuron) -> ops.Spec:
+        st = neuron.initial_state(torch.zeros(1, 2))
+        return ops.Spec("test", type(neuron).step_fn, neuron.options, type(st), type(neuron.params()))
+
+    lif = spk.LIF(reset="soft")
+    g1 = fresh_spec(lif).graphs()
+    files = list((tmp_path / "graphs").glob("*.json"))
+    assert len(traced) == 1 and len(files) == 1
+    g2 = fresh_spec(lif).graphs()  # a new spec, as in a new process: read from disk
+    assert len(traced) == 1 and g2 == g1
+    fresh_spec(spk.LIF(reset="soft", surrogate=spk.surrogate.ATan(alpha=3.0))).graphs()
+    assert len(traced) == 2, "other options (here a surrogate's alpha) must not share the file"
+    files[0].write_text("{not json")  # a damaged file is traced again, not trusted
+    assert fresh_spec(lif).graphs() == g1 and len(traced) == 3
+
+    n_files = len(list((tmp_path / "graphs").glob("*.json")))
+    for neuron in (spk.LIF(surrogate=_UserSurrogate()), _lif_with_own_step()()):
+        fresh_spec(neuron).graphs()
+        fresh_spec(neuron).graphs()
+    assert len(traced) == 7 and len(list((tmp_path / "graphs").glob("*.json"))) == n_files
 
 
 def test_generated_source_is_cached_on_disk_by_graph_hash(

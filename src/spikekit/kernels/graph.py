@@ -17,8 +17,10 @@ changes of floating-point precision inside the step.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -150,21 +152,46 @@ class StepGraphs:
 
     The forward reads ``x, s0.., p0..`` and returns ``out, new_s0..``. The backward reads
     those plus ``gout, gs0..`` (the gradients of the step's outputs) and returns
-    ``gx, gs0.., gp0..`` (gradients of the step's input, state and parameters).
+    ``gx, gs0.., gp0..`` (gradients of the step's input, state and parameters);
+    ``backward_no_params`` is the same without the ``gp`` outputs (and whatever only they
+    need), for the common case of parameters that are not learnt.
     """
 
     forward: Program
     state_only: Program  # the forward restricted to the new state (recomputation in backward)
     backward: Program
+    backward_no_params: Program
     constants: tuple[float, ...]
     n_state: int
     n_params: int
 
+    def to_json(self) -> str:
+        """The graphs as JSON (for the on-disk cache of traced steps); see :meth:`from_json`."""
+        return json.dumps(dataclasses.asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> StepGraphs:
+        """Inverse of :meth:`to_json`."""
+
+        def tuples(v: Any) -> Any:
+            return tuple(tuples(x) for x in v) if isinstance(v, list) else v
+
+        d = json.loads(text)
+        progs = {k: Program(**{f: tuples(x) for f, x in d[k].items()}) for k in _PROGRAMS}
+        return StepGraphs(
+            **progs, constants=tuples(d["constants"]), n_state=d["n_state"], n_params=d["n_params"]
+        )
+
     @functools.cached_property  # read on every fused call (kernel lookup): hash once
     def key(self) -> str:
         """Hash of the programs' structure (not the constants' values)."""
-        text = repr((self.forward, self.state_only, self.backward, len(self.constants)))
+        text = repr(
+            (self.forward, self.state_only, self.backward, self.backward_no_params, len(self.constants))
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+_PROGRAMS = ("forward", "state_only", "backward", "backward_no_params")
 
 
 def _decompositions() -> dict[Any, Callable[..., Any]]:
@@ -409,4 +436,5 @@ def trace_step(
     state_only = low.lower(g_fwd, ["x", *s, *p], list(range(1, 1 + n_s)))
     names = ["x", *s, *p, "gout", *(f"g{n}" for n in s)]
     backward = low.lower(g_bwd, names, list(range(1 + n_s + n_p)))
-    return StepGraphs(forward, state_only, backward, tuple(low.constants), n_s, n_p)
+    backward_no_params = low.lower(g_bwd, names, list(range(1 + n_s)))
+    return StepGraphs(forward, state_only, backward, backward_no_params, tuple(low.constants), n_s, n_p)

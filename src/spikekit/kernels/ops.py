@@ -2,8 +2,8 @@
 ``torch.func`` see instead of numpy calls or an unrolled loop.
 
 * ``spikekit::fused_scan(spec, xs, state, params, save) -> [outs, *final_state, ck]``
-* ``spikekit::fused_scan_backward(spec, gout, gstate, xs, state, params, ck)
-  -> [gx, *gstate0, *gparams]``
+* ``spikekit::fused_scan_backward(spec, gout, gstate, xs, state, params, ck, param_grads)
+  -> [gx, *gstate0, *gparams]`` (``gparams`` only with ``param_grads``)
 
 ``spec`` names a registered (step function, options) pair (:func:`spec_for`): a step is
 identified by the function object itself, so a subclass that overrides the step gets its own
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spikekit.kernels import buffers
 from spikekit.kernels.graph import NotFusable, StepGraphs, trace_step
 
 __all__ = ["Spec", "spec_for", "get_spec", "fused_scan", "fused_scan_backward", "run_fused"]
@@ -46,11 +47,26 @@ class Spec:
     def graphs(self) -> StepGraphs:
         """The traced step (traced on first use; raises :class:`NotFusable` with the reason)."""
         if self._graphs is None and self._error is None:
-            try:
-                with _plain_eager():
-                    self._graphs = trace_step(self.step, self.options, self.state_type, self.params_type)
-            except NotFusable as e:
-                self._error = str(e)
+            path = _graph_cache_path(self)
+            if path is not None and path.exists():
+                try:
+                    self._graphs = StepGraphs.from_json(path.read_text())
+                except (OSError, ValueError, KeyError, TypeError):
+                    path = None  # unreadable: trace again (and leave the file alone)
+            if self._graphs is None:
+                try:
+                    with _plain_eager():
+                        self._graphs = trace_step(self.step, self.options, self.state_type, self.params_type)
+                except NotFusable as e:
+                    self._error = str(e)
+                else:
+                    if path is not None:
+                        from spikekit.kernels.numba_cpu import write_once
+
+                        try:
+                            write_once(path, self._graphs.to_json())
+                        except OSError:
+                            pass  # a read-only cache: trace in every process
         if self._error is not None:
             raise NotFusable(self._error)
         assert self._graphs is not None
@@ -62,6 +78,80 @@ class Spec:
         except NotFusable:
             return False
         return True
+
+
+# ----------------------------------------------------------------------------- traced steps on disk
+# Tracing a step costs little, but make_fx imports torch._inductor and torch._dynamo on first
+# use (~1.8 s here), which made the first call of a neuron in every new process take 2-3 s
+# with the kernels already compiled on disk. So the traced graphs of spikekit's own steps are
+# cached next to the kernels. Only spikekit's own: the key hashes the whole package's source
+# (every file, so a change to any helper the step calls makes a new key), the step's name, the
+# options' repr (all of their fields: they are dataclasses) and torch's version. A step, an
+# options type or a surrogate class defined elsewhere (a user's) is traced in each process:
+# its source could change without the key noticing.
+_GRAPH_FORMAT = "1"
+_SOURCE_DIGEST: str | None = None
+
+
+def _spikekit_source_digest() -> str:
+    global _SOURCE_DIGEST
+    if _SOURCE_DIGEST is None:
+        import hashlib
+        from pathlib import Path
+
+        import spikekit
+
+        h = hashlib.sha256()
+        root = Path(spikekit.__file__).parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+        _SOURCE_DIGEST = h.hexdigest()
+    return _SOURCE_DIGEST
+
+
+def _ours(obj: Any) -> bool:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return all(c.__module__.startswith("spikekit.") for c in cls.__mro__[:-1] if c is not tuple)
+
+
+def _graph_cache_path(spec: Spec) -> Any:
+    """Where the traced graphs of ``spec`` are cached, or ``None`` if they are not cacheable."""
+    import dataclasses
+    import hashlib
+    import inspect
+
+    step, opts = spec.step, spec.options
+    if not (inspect.isfunction(step) and step.__module__.startswith("spikekit.")):
+        return None
+    if "<locals>" in step.__qualname__:
+        return None  # a closure: its name does not say what it captured
+    if not dataclasses.is_dataclass(opts) or not _ours(opts):
+        return None
+    for f in dataclasses.fields(opts):
+        v = getattr(opts, f.name)
+        if not (
+            v is None or isinstance(v, (bool, int, float, str)) or (dataclasses.is_dataclass(v) and _ours(v))
+        ):
+            return None  # e.g. a user's surrogate, or a value whose repr may not say everything
+    if not (_ours(spec.state_type) and _ours(spec.params_type)):
+        return None
+    from spikekit.kernels.numba_cpu import cache_dir
+
+    ident = [
+        _GRAPH_FORMAT,
+        torch.__version__,
+        _spikekit_source_digest(),
+        step.__module__,
+        step.__qualname__,
+        repr(opts),
+        spec.state_type.__qualname__,
+        list(spec.state_type._fields),
+        spec.params_type.__qualname__,
+        list(spec.params_type._fields),
+    ]
+    key = hashlib.sha256(repr(ident).encode()).hexdigest()[:32]
+    return cache_dir().parent / "graphs" / f"{key}.json"
 
 
 @contextlib.contextmanager
@@ -116,8 +206,7 @@ def _n_checkpoints(T: Any) -> Any:
     return (T + CHECKPOINT - 1) // CHECKPOINT
 
 
-@torch.library.custom_op("spikekit::fused_scan", mutates_args=(), device_types="cpu")
-def fused_scan(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bool) -> list[Tensor]:
+def _scan_cpu(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bool) -> list[Tensor]:
     """Run a registered step over ``xs`` ``[T, B, *features]``; see the module docstring."""
     from spikekit.kernels import numba_cpu
 
@@ -131,10 +220,10 @@ def fused_scan(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor],
     s = _columns(state, feat, M, dt)  # a fresh copy: the kernel updates it in place
     p = _columns(params, feat, M, dt)
     c = torch.tensor(g.constants, dtype=dt)
-    out = torch.empty(T, M, dtype=dt)
+    out = buffers.empty((T, M), dt)
     ck = torch.empty((_n_checkpoints(T) if save else 0), len(state), M, dtype=dt)
-    numba_cpu.run_columns(
-        k.forward,
+    k.run(
+        "forward",
         M,
         T * M,
         x2.numpy(),
@@ -156,6 +245,9 @@ def _columns(ts: list[Tensor], feat: torch.Size, M: int, dt: torch.dtype) -> Ten
     return out  # torch.stack always allocates: never a view of the caller's tensors
 
 
+fused_scan = torch.library.custom_op("spikekit::fused_scan", _scan_cpu, mutates_args=(), device_types="cpu")
+
+
 @fused_scan.register_fake
 def _(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bool) -> list[Tensor]:
     T = xs.shape[0]
@@ -164,8 +256,7 @@ def _(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bo
     return [xs.new_empty(xs.shape), *(s.new_empty(xs.shape[1:]) for s in state), ck]
 
 
-@torch.library.custom_op("spikekit::fused_scan_backward", mutates_args=(), device_types="cpu")
-def fused_scan_backward(
+def _scan_backward_cpu(
     spec: str,
     gout: Tensor,
     gstate: list[Tensor],
@@ -173,8 +264,10 @@ def fused_scan_backward(
     state: list[Tensor],
     params: list[Tensor],
     ck: Tensor,
+    param_grads: bool,
 ) -> list[Tensor]:
-    """Gradients of :func:`fused_scan` w.r.t. ``xs``, the initial state and (per column) the params."""
+    """Gradients of :func:`fused_scan` w.r.t. ``xs``, the initial state and, if
+    ``param_grads``, (per column) the params; see the module docstring."""
     from spikekit.kernels import numba_cpu
 
     g = get_spec(spec).graphs()
@@ -193,18 +286,19 @@ def fused_scan_backward(
     p = _columns(params, feat, M, dt)
     c = torch.tensor(g.constants, dtype=dt)
     go = gout.detach().to(dt).expand(xs.shape).reshape(T, M)  # a view when gout is a broadcast
+    if go.stride(1) not in (0, 1):  # the kernel reads a row of columns as one run, or one value
+        go = go.contiguous()
     st_t, st_m = go.stride()
     span = (T - 1) * st_t + (M - 1) * st_m + 1
     go_flat = go.as_strided((span,), (1,), go.storage_offset())
     gs = _columns(gstate, feat, M, dt)  # updated in place by the kernel
-    gx = torch.empty(T, M, dtype=dt)
-    gp = torch.zeros(len(params), M, dtype=dt)
-    numba_cpu.run_columns(
-        k.backward,
+    gx = buffers.empty((T, M), dt)
+    gp = torch.zeros(len(params) if param_grads else 0, M, dtype=dt)
+    k.run(
+        "backward" if param_grads else "backward_no_params",
         M,
         T * M,
         x2.numpy(),
-        _columns(state, feat, M, dt).numpy(),
         p.numpy(),
         c.numpy(),
         ck.view(-1, n_s, M).numpy(),
@@ -219,8 +313,13 @@ def fused_scan_backward(
     return [
         gx.view(xs.shape),
         *(gs[i].view(feat).clone() for i in range(n_s)),
-        *(gp[i].view(feat).clone() for i in range(len(params))),
+        *(gp[i].view(feat).clone() for i in range(gp.shape[0])),
     ]
+
+
+fused_scan_backward = torch.library.custom_op(
+    "spikekit::fused_scan_backward", _scan_backward_cpu, mutates_args=(), device_types="cpu"
+)
 
 
 @fused_scan_backward.register_fake
@@ -232,12 +331,13 @@ def _(
     state: list[Tensor],
     params: list[Tensor],
     ck: Tensor,
+    param_grads: bool,
 ) -> list[Tensor]:
     feat = xs.shape[1:]
     return [
         xs.new_empty(xs.shape),
         *(xs.new_empty(feat) for _ in state),
-        *(xs.new_empty(feat) for _ in params),
+        *(xs.new_empty(feat) for _ in (params if param_grads else ())),
     ]
 
 
@@ -246,6 +346,7 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
     ctx.spec = spec
     ctx.n_s = len(state)
     ctx.p_shapes = [p.shape for p in params]
+    ctx.param_grads = any(p.requires_grad for p in params)
     ctx.save_for_backward(xs, *state, *params, output[-1])
 
 
@@ -260,8 +361,11 @@ def _backward(
         g if g is not None else s.new_zeros(()).expand(s.shape)
         for g, s in zip(grads[1 : 1 + n_s], state, strict=True)
     ]
-    res = (backward_op or fused_scan_backward)(ctx.spec, gout, gstate, xs, state, params, ck)
-    gp = [g.sum_to_size(shape) for g, shape in zip(res[1 + n_s :], ctx.p_shapes, strict=True)]
+    res = (backward_op or fused_scan_backward)(ctx.spec, gout, gstate, xs, state, params, ck, ctx.param_grads)
+    if ctx.param_grads:
+        gp = [g.sum_to_size(shape) for g, shape in zip(res[1 + n_s :], ctx.p_shapes, strict=True)]
+    else:
+        gp = [None] * len(params)
     return None, res[0], list(res[1 : 1 + n_s]), gp, None
 
 
@@ -317,9 +421,10 @@ def _vmap_backward(
     state: list[Tensor],
     params: list[Tensor],
     ck: Tensor,
+    param_grads: bool,
 ) -> tuple[Any, Any]:
     n = info.batch_size
-    _, gd, gsd, xd, sd, pd, cd = in_dims
+    _, gd, gsd, xd, sd, pd, cd, _ = in_dims
     if cd is not None:
         raise NotImplementedError("spikekit fused_scan: vmap over saved checkpoints is not supported")
     xs2 = _to_feature(xs, xd, n, 2)
@@ -332,6 +437,7 @@ def _vmap_backward(
         [_to_feature(s, d, n, 1) for s, d in zip(state, sd, strict=True)],
         [_param_to_feature(p, d, feat_dims) for p, d in zip(params, pd, strict=True)],
         ck,
+        param_grads,
     )
     # every output is per column [*, B, N, *F]: the vmapped dim sits after the batch dim
     return res, [2, *([1] * (len(res) - 1))]
@@ -375,9 +481,13 @@ class _FusedScanBackwardFunction(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(spec: str, n_s: int, gout: Tensor, ck: Tensor, xs: Tensor, *rest: Tensor) -> Any:  # type: ignore[override]
+    def forward(
+        spec: str, n_s: int, param_grads: bool, gout: Tensor, ck: Tensor, xs: Tensor, *rest: Tensor
+    ) -> Any:  # type: ignore[override]
         gstate, state, params = rest[:n_s], rest[n_s : 2 * n_s], rest[2 * n_s :]
-        return tuple(fused_scan_backward(spec, gout, list(gstate), xs, list(state), list(params), ck))
+        return tuple(
+            fused_scan_backward(spec, gout, list(gstate), xs, list(state), list(params), ck, param_grads)
+        )
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:  # type: ignore[override]
@@ -396,9 +506,12 @@ class _FusedScanBackwardFunction(torch.autograd.Function):
         state: list[Tensor],
         params: list[Tensor],
         ck: Tensor,
+        param_grads: bool,
     ) -> list[Tensor]:
         return list(
-            _FusedScanBackwardFunction.apply(spec, len(state), gout, ck, xs, *gstate, *state, *params)
+            _FusedScanBackwardFunction.apply(
+                spec, len(state), param_grads, gout, ck, xs, *gstate, *state, *params
+            )
         )
 
 
@@ -409,12 +522,46 @@ def _in_functorch() -> bool:
     return torch._C._functorch.peek_interpreter_stack() is not None
 
 
+# ----------------------------------------------------------------------------- plain eager
+# In plain eager mode (no compiler, tracer, transform, mode or tensor subclass anywhere) the
+# op's own dispatch adds nothing but Python: torch.library's autograd wrapper flattens and
+# unflattens the arguments and redispatches, about 900 Python calls per neuron forward. Right
+# after a large torch op (the layer before) those ran at ~1.5 ms per call, measured on 2 cores,
+# Linear(512) + LIF: a third of the kernel's own time. So plain eager calls the same
+# implementations through this Function; everything else goes through the op.
+class _EagerFusedScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, spec: str, n_s: int, save: bool, xs: Tensor, *sp: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        state, params = list(sp[:n_s]), list(sp[n_s:])
+        res = _scan_cpu(spec, xs, state, params, save)
+        ctx.mark_non_differentiable(res[-1])
+        _setup_context(ctx, (spec, xs, state, params, save), res)
+        return tuple(res)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Any, ...]:  # type: ignore[override]
+        _, gx, gstate, gparams, _ = _backward(ctx, list(grads), _scan_backward_cpu)
+        return None, None, None, gx, *gstate, *gparams
+
+
+def _is_plain_eager(tensors: tuple[Any, ...]) -> bool:
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    if torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled():
+        return False
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return False
+    return all(type(t) is Tensor for t in tensors)
+
+
 def run_fused(spec: str, xs: Tensor, state: Any, params: Any) -> tuple[Tensor, Any]:
     """Call the fused op for the spec key: ``(outs, final_state)`` as the reference scan returns."""
-    save = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (xs, *state, *params) if isinstance(t, Tensor)
-    )
-    if _in_functorch():
+    tensors = (xs, *state, *params)
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if _is_plain_eager(tensors):
+        res = _EagerFusedScan.apply(spec, len(state), save, xs, *state, *params)
+    elif _in_functorch():
         res = _FusedScanFunction.apply(spec, len(state), save, xs, *state, *params)
     else:
         res = fused_scan(spec, xs, list(state), list(params), save)

@@ -203,6 +203,39 @@ def test_parity_threads_strided_broadcast_and_conv_shapes(name: str, backend: st
     assert_parity(case.make(), torch.float32, backend, T=5, strided=True)
 
 
+@pytest.mark.parametrize("name", ["lif", "alif"])
+def test_parameters_shared_per_feature_or_per_sample_reach_every_column(name: str) -> None:
+    """The kernels read parameters as ``[nP, P]`` with column ``j`` at ``j % P``: one value
+    (shared), one per feature (per-neuron), or one per column when a parameter also varies
+    over the batch (possible through ``kernels.scan``)."""
+    neuron = spk.get_neuron(name)()
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(7, 3, 4, 5, generator=gen, dtype=torch.float64) + 0.5
+    st = neuron.to(torch.float64).initial_state(xs[0])
+    p = neuron.params()
+    first = p._fields[0]
+    variants = {
+        "shared": p,
+        "per feature": p._replace(
+            **{first: p[0] * (1 + 0.05 * torch.rand(4, 5, generator=gen, dtype=xs.dtype))}
+        ),
+        "per sample": p._replace(
+            **{first: p[0] * (1 + 0.05 * torch.rand(3, 1, 1, generator=gen, dtype=xs.dtype))}
+        ),
+        "per sample and feature": p._replace(
+            **{first: p[0] * (1 + 0.05 * torch.rand(3, 4, 5, generator=gen, dtype=xs.dtype))}
+        ),
+    }
+    for tag, params in variants.items():
+        res = {}
+        for b in ("reference", "numba"):
+            with kernels.use(b):
+                res[b] = kernels.scan(type(neuron).step_fn, xs, st, params, neuron.options)
+        assert torch.equal(res["numba"][0], res["reference"][0]), tag
+        for a, b in zip(res["numba"][1], res["reference"][1], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10, msg=tag)
+
+
 def test_threads_without_openmp_run_on_python_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where torch's OpenMP runtime is not found, the column chunks run on Python threads:
     the same results as the reference."""

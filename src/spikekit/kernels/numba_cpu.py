@@ -21,8 +21,11 @@ in constants share it; numba's own cache next to it keeps the machine code):
   torch's OpenMP team (:func:`run_columns`).
 
 Arrays: ``xs``/``out``/``gx`` are ``[T, M]`` (``M`` = batch x features, one column per
-neuron), ``s``/``gs`` ``[nS, M]``, ``p``/``gp`` ``[nP, M]`` (parameters broadcast to the
-columns), ``ck`` ``[ceil(T / K), nS, M]``, ``c`` the constant table in the input's dtype.
+neuron), ``s``/``gs`` ``[nS, M]``, ``gp`` ``[nP, M]``, ``ck`` ``[ceil(T / K), nS, M]``, ``c``
+the constant table in the input's dtype. ``p`` is ``[nP, P]`` with ``P`` dividing ``M``:
+column ``j`` reads ``p[:, j % P]``, so shared parameters travel as one value (``P = 1``) and
+per-neuron ones once per feature, not once per column (a conv layer has ``M`` in the
+hundreds of thousands).
 Columns are processed in blocks of ``BLOCK`` so a block's state and parameters stay in L1/L2
 while its rows stream; chunks of columns are split over threads (:func:`run_columns`).
 """
@@ -46,7 +49,7 @@ __all__ = ["Kernels", "kernels_for", "cache_dir", "run_columns", "KERNEL_ARGS", 
 BLOCK = 2048
 #: Steps between state checkpoints of the forward (the backward's recompute segment).
 CHECKPOINT = 16
-_VERSION = "7"  # bump when the printed code changes meaning
+_VERSION = "8"  # bump when the printed code changes meaning
 
 _TEMPLATES = {
     "add": "({0} + {1})",
@@ -139,6 +142,7 @@ def print_source(g: StepGraphs) -> str:
 @njit(nogil=True, cache=True, error_model="numpy")
 def forward(lo, hi, xs, s, p, c, out, ck, K):
 {consts}{_ONE_ZERO}    T = xs.shape[0]
+    per = p.shape[1]
     save = ck.shape[0] > 0
     PB = np.empty(({max(nP, 1)}, BLOCK), dtype=xs.dtype)
     SA = np.empty(({nS}, BLOCK), dtype=xs.dtype)
@@ -146,7 +150,7 @@ def forward(lo, hi, xs, s, p, c, out, ck, K):
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
         n = b1 - b0
-{copy_loop(" " * 8, [(f"SA[{i}, j]", f"s[{i}, b0 + j]") for i in range(nS)] + [(f"PB[{i}, j]", f"p[{i}, b0 + j]") for i in range(nP)])}
+{copy_loop(" " * 8, [(f"SA[{i}, j]", f"s[{i}, b0 + j]") for i in range(nS)] + [(f"PB[{i}, j]", f"p[{i}, (b0 + j) % per]") for i in range(nP)])}
         for t in range(T):
             if save and t % K == 0:
 {copy_loop(" " * 16, [(f"ck[t // K, {i}, b0 + j]", f"SA[{i}, j]") for i in range(nS)])}
@@ -263,6 +267,7 @@ def _print_backward(g: StepGraphs, fname: str, prog: Program) -> str:
 @njit(nogil=True, cache=True, error_model="numpy")
 def {fname}(lo, hi, xs, p, c, ck, K, go, go_st, go_sm, gs, gx, gp):
 {consts}{_ONE_ZERO}    T = xs.shape[0]
+    per = p.shape[1]
     n_ck = (T + K - 1) // K
     H = np.empty((K, {nS}, BLOCK), dtype=xs.dtype)
     PB = np.empty(({max(nP, 1)}, BLOCK), dtype=xs.dtype)
@@ -272,7 +277,7 @@ def {fname}(lo, hi, xs, p, c, ck, K, go, go_st, go_sm, gs, gx, gp):
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
         n = b1 - b0
-{copy_loop(" " * 8, [(f"PB[{i}, j]", f"p[{i}, b0 + j]") for i in range(nP)] + [(f"GA[{i}, j]", f"gs[{i}, b0 + j]") for i in range(nS)] + [(f"GA[{nS + k}, j]", "ZERO") for k in range(nA)])}
+{copy_loop(" " * 8, [(f"PB[{i}, j]", f"p[{i}, (b0 + j) % per]") for i in range(nP)] + [(f"GA[{i}, j]", f"gs[{i}, b0 + j]") for i in range(nS)] + [(f"GA[{nS + k}, j]", "ZERO") for k in range(nA)])}
         for seg in range(n_ck - 1, -1, -1):
             t0 = seg * K
             t1 = min(T, t0 + K)

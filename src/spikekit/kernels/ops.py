@@ -218,7 +218,7 @@ def _scan_cpu(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], 
     dt = xs.dtype
     x2 = xs.detach().contiguous().view(T, M)
     s = _columns(state, feat, M, dt)  # a fresh copy: the kernel updates it in place
-    p = _columns(params, feat, M, dt)
+    p = _param_columns(params, feat, dt)
     c = torch.tensor(g.constants, dtype=dt)
     out = buffers.empty((T, M), dt)
     ck = torch.empty((_n_checkpoints(T) if save else 0), len(state), M, dtype=dt)
@@ -235,6 +235,25 @@ def _scan_cpu(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], 
         numba_cpu.CHECKPOINT,
     )
     return [out.view(xs.shape), *(s[i].view(feat).clone() for i in range(len(state))), ck.view(-1)]
+
+
+def _param_columns(params: list[Tensor], feat: torch.Size, dt: torch.dtype) -> Tensor:
+    """The parameters as the kernels read them: ``[nP, P]`` contiguous, column ``j`` of the
+    ``M = feat.numel()`` columns reading ``[:, j % P]``. ``P`` is 1 when every parameter is one
+    value, the number of features per sample when none varies over the batch, else ``M``.
+
+    Measured on the conv benchmark (T = 4, batch 64, 28 x 28 maps): broadcasting four scalar
+    parameters to all ``M`` columns took 356 us per ``torch.stack``, 60 of them in 5 steps.
+    """
+    if not params:
+        return torch.empty(0, 1, dtype=dt)
+    if all(p.numel() == 1 for p in params):
+        return torch.stack([p.detach().reshape(()).to(dt) for p in params]).reshape(len(params), 1)
+    per_sample = feat[1:]
+    if all(p.ndim < len(feat) or p.shape[0] == 1 for p in params):
+        no_batch = [p[0] if p.ndim == len(feat) else p for p in params]
+        return _columns(no_batch, per_sample, per_sample.numel(), dt)
+    return _columns(params, feat, feat.numel(), dt)
 
 
 def _columns(ts: list[Tensor], feat: torch.Size, M: int, dt: torch.dtype) -> Tensor:
@@ -283,7 +302,7 @@ def _scan_backward_cpu(
             "(it ran without gradients enabled)"
         )
     x2 = xs.detach().contiguous().view(T, M)
-    p = _columns(params, feat, M, dt)
+    p = _param_columns(params, feat, dt)
     c = torch.tensor(g.constants, dtype=dt)
     go = gout.detach().to(dt).expand(xs.shape).reshape(T, M)  # a view when gout is a broadcast
     if go.stride(1) not in (0, 1):  # the kernel reads a row of columns as one run, or one value

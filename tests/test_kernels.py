@@ -37,10 +37,10 @@ def run(
     neuron: spk.Neuron, backend: str, xs: torch.Tensor, state0: Any, w_out: torch.Tensor, w_state: list[Any]
 ) -> tuple[torch.Tensor, list[torch.Tensor], tuple[Any, ...]]:
     params = list(neuron.parameters())
-    with kernels.use(backend):
+    with kernels.use(backend):  # the backward too: a backend's forward and backward are checked together
         out, state = neuron.scan(xs, state0)
-    loss = (out * w_out).sum() + sum((s * w).sum() for s, w in zip(state, w_state, strict=True))
-    grads = torch.autograd.grad(loss, [xs, *state0, *params], allow_unused=True)
+        loss = (out * w_out).sum() + sum((s * w).sum() for s, w in zip(state, w_state, strict=True))
+        grads = torch.autograd.grad(loss, [xs, *state0, *params], allow_unused=True)
     return out.detach(), [s.detach() for s in state], grads
 
 

@@ -2,13 +2,16 @@
 
 Layering (imports point down only)::
 
-    kernels/__init__   scan(): picks the reference loop or the fused op for a call
-    kernels/ops        torch.library custom ops spikekit::fused_scan(_backward), spec registry
-    kernels/numba_cpu  the CPU printer: traced step -> numba source (cached on disk) + threads
-    kernels/_numba_rt  what generated modules import: packed arguments, chunk claims, exp
-    kernels/buffers    reused memory for the kernels' large [T, ...] outputs
-    kernels/graph      the generator's front end: step -> traced scalar programs (make_fx)
-    kernels/reference  the reference scan (a Python loop over the step, autograd for gradients)
+    kernels/__init__    scan(): picks the reference loop or the fused op for a call
+    kernels/ops         torch.library custom ops spikekit::fused_scan(_backward), spec registry
+    kernels/numba_cpu   the CPU printer: traced step -> numba source + threads
+    kernels/_numba_rt   what generated numba modules import: packed arguments, chunk claims, exp
+    kernels/triton_gpu  the GPU printer: traced step -> Triton source
+    kernels/_triton_rt  what generated Triton modules import: ops Triton lacks, from core ops
+    kernels/codegen     what the printers share: program -> statements, sources cached on disk
+    kernels/buffers     reused memory for the CPU kernels' large [T, ...] outputs
+    kernels/graph       the generator's front end: step -> traced scalar programs (make_fx)
+    kernels/reference   the reference scan (a Python loop over the step, autograd for gradients)
 
 ``kernels`` never imports the neuron modules: it receives a step function with its options,
 state and parameters, and derives everything from the function itself. A fused kernel is
@@ -23,10 +26,15 @@ all, default 256); :func:`empty_cache` hands the free ones back to the OS.
 
 Backends are tried by priority; one that declines a call (device, dtype, a step the
 generator cannot trace) leaves it to the reference, so a backend can never make a call fail
-that the reference would run. Force one for testing or debugging::
+that the reference would run (a step that cannot be traced says so in one warning). Built in:
+``numba`` (CPU; float32, float64) and ``triton`` (CUDA; float32, float64, bfloat16, float16;
+the state is kept in float32 for 16-bit inputs). Force one for testing or debugging::
 
     with spikekit.kernels.use("reference"):
         net(xs)
+
+``use("triton")`` also runs CPU tensors, in Triton's interpreter, when ``TRITON_INTERPRET=1``
+was set before triton was imported: the GPU kernels, checked on a machine without a GPU.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ class Backend:
         name: unique backend name, e.g. ``"numba"``.
         supports: ``supports(xs) -> bool``: the device/dtype this backend runs.
         priority: higher wins among backends that accept a call.
+        dtypes: the input dtypes it runs.
         load: optional zero-argument hook run once before first use (e.g. import numba);
             if it raises, the backend is disabled with a single warning.
     """
@@ -64,6 +73,7 @@ class Backend:
     supports: Callable[[Tensor], bool]
     priority: int = 0
     load: Callable[[], None] | None = None
+    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
     _status: str = field(default="unloaded", repr=False)  # unloaded | ready | failed
 
     def ready(self) -> bool:
@@ -148,8 +158,6 @@ def _call_ok(xs: Tensor, state: Any, params: Any) -> str:
     """Why the tensors of a call cannot go to a fused kernel (``""``: they can)."""
     if not isinstance(xs, Tensor) or xs.ndim < 2 or xs.numel() == 0:
         return "the input is not a non-empty [T, B, ...] tensor"
-    if xs.dtype not in (torch.float32, torch.float64):
-        return f"dtype {xs.dtype} (fused kernels run float32 and float64)"
     feat = xs.shape[1:]
     if not isinstance(state, tuple) or not isinstance(params, tuple):
         return "state and params must be NamedTuples"
@@ -169,15 +177,20 @@ def _call_ok(xs: Tensor, state: Any, params: Any) -> str:
 
 def select(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> str:
     """Name of the backend :func:`scan` would use for this call."""
-    name, why = _select(step, xs, state, params, options)
-    if why and _FORCED.get() not in (None, "reference"):
-        raise RuntimeError(f"backend {_FORCED.get()!r} was forced but does not support this call: {why}")
-    return name
+    return _checked(step, xs, state, params, options)[0]
+
+
+def _checked(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tuple[str, str, str]:
+    """:func:`_select`, raising when a forced backend cannot take the call."""
+    res = _select(step, xs, state, params, options)
+    if res[1] and _FORCED.get() not in (None, "reference"):
+        raise RuntimeError(f"backend {_FORCED.get()!r} was forced but does not support this call: {res[1]}")
+    return res
 
 
 def explain(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> str:
     """Which backend runs this call and, when it is the reference, why no fused kernel does."""
-    name, why = _select(step, xs, state, params, options)
+    name, why, _ = _select(step, xs, state, params, options)
     return name if not why else f"{name} ({why})"
 
 
@@ -232,27 +245,55 @@ def _check_onnx_T(xs: Tensor) -> None:
 _ONNX_WHY = "exporting to ONNX, which has no spikekit::fused_scan: the time loop is unrolled for the traced T"
 
 
-def _select(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tuple[str, str]:
+def _select(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tuple[str, str, str]:
+    """``(backend, why not a fused one, the backend that would run it if the step could be
+    fused)``; the last is empty unless only the step itself stands in the way."""
     # ONNX has no spikekit::fused_scan: while exporting (either exporter), run the reference
     # scan, which unrolls the time loop for the traced T into plain ONNX ops.
     if _onnx_exporting():
         _check_onnx_T(xs)
-        return "reference", _ONNX_WHY
+        return "reference", _ONNX_WHY, ""
     forced = _FORCED.get()
     if forced == "reference":
-        return "reference", ""
+        return "reference", "", ""
     cands = (
         [_BACKENDS[forced]] if forced is not None else sorted(_BACKENDS.values(), key=lambda b: -b.priority)
     )
     why = _call_ok(xs, state, params)
     if why:
-        return "reference", why
-    for b in cands:
-        if b.supports(xs) and b.ready():
+        return "reference", why, ""
+    on_device = [b for b in cands if b.supports(xs)]
+    for b in on_device:
+        if xs.dtype in b.dtypes and b.ready():
             if not _spec_key(step, options, type(state), type(params)):
-                return "reference", _why_not(step, options, type(state), type(params))
-            return b.name, ""
-    return "reference", f"no backend for {xs.device.type} tensors" + (f" ({forced} forced)" if forced else "")
+                return "reference", _why_not(step, options, type(state), type(params)), b.name
+            return b.name, "", ""
+    if on_device:
+        names = ", ".join(f"{b.name} runs {'/'.join(str(d)[6:] for d in b.dtypes)}" for b in on_device)
+        return "reference", f"dtype {xs.dtype} ({names})", ""
+    if forced == "triton" and xs.device.type == "cpu":
+        return "reference", "triton runs CPU tensors only in its interpreter: set TRITON_INTERPRET=1", ""
+    where = f"no backend for {xs.device.type} tensors" + (f" ({forced} forced)" if forced else "")
+    return "reference", where, ""
+
+
+_WARNED: set[Any] = set()
+
+
+def _warn_once(step: StepFn, options: Any, backend: str, why: str) -> None:
+    """A step that a backend could run but the generator cannot fuse runs on the reference
+    scan: say so once per (step, options), never silently."""
+    key = (step, options)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    name = getattr(step, "__qualname__", repr(step))
+    warnings.warn(
+        f"spikekit: the step {name} cannot be fused into a {backend} kernel ({why}); it runs on the "
+        f"reference scan, a Python loop over time (much slower). Shown once per step and options.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def scan(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tuple[Tensor, Any]:
@@ -268,8 +309,10 @@ def scan(step: StepFn, xs: Tensor, state: Any, params: Any, options: Any) -> tup
     Returns:
         ``(outs [T, B, *features], final_state)``, exactly as :func:`reference_scan`.
     """
-    name = select(step, xs, state, params, options)
+    name, why, could = _checked(step, xs, state, params, options)
     if name == "reference":
+        if could:
+            _warn_once(step, options, could, why)
         return reference_scan(step, xs, state, params, options)
     from spikekit.kernels.ops import run_fused
 
@@ -305,5 +348,42 @@ register(
         supports=lambda xs: xs.device.type == "cpu",
         priority=10,
         load=_numba_load,
+    )
+)
+
+
+def _triton_load() -> None:
+    if importlib.util.find_spec("triton") is None:
+        raise ImportError("triton is not installed (it comes with PyTorch's CUDA wheels on Linux)")
+    from spikekit.kernels import ops  # noqa: F401  (registers the custom ops)
+
+
+_TRITON_GPUS: dict[int, bool] = {}
+
+
+def _triton_supports(xs: Tensor) -> bool:
+    if xs.device.type == "cuda":
+        index = xs.device.index if xs.device.index is not None else torch.cuda.current_device()
+        ok = _TRITON_GPUS.get(index)
+        if ok is None:  # Triton compiles for Volta (7.0) and newer
+            ok = _TRITON_GPUS[index] = torch.version.hip is not None or torch.cuda.get_device_capability(
+                index
+            ) >= (7, 0)
+        return ok
+    # CPU tensors only when asked for by name, in Triton's interpreter (parity checks without a GPU)
+    if xs.device.type == "cpu" and _FORCED.get() == "triton":
+        from spikekit.kernels.triton_gpu import interpreting
+
+        return interpreting()
+    return False
+
+
+register(
+    Backend(
+        name="triton",
+        supports=_triton_supports,
+        priority=10,
+        load=_triton_load,
+        dtypes=(torch.float32, torch.float64, torch.bfloat16, torch.float16),
     )
 )

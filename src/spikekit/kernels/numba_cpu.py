@@ -32,24 +32,17 @@ while its rows stream; chunks of columns are split over threads (:func:`run_colu
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
-import sys
-import tempfile
-import threading
-from pathlib import Path
 from typing import Any
 
+from spikekit.kernels.codegen import load_module, render
 from spikekit.kernels.graph import Program, StepGraphs
 
-__all__ = ["Kernels", "kernels_for", "cache_dir", "run_columns", "KERNEL_ARGS", "BLOCK", "CHECKPOINT"]
+__all__ = ["Kernels", "kernels_for", "run_forward", "run_backward", "run_columns", "KERNEL_ARGS", "BLOCK"]
 
 #: Columns per block (see the module docstring).
 BLOCK = 2048
-#: Steps between state checkpoints of the forward (the backward's recompute segment).
-CHECKPOINT = 16
-_VERSION = "8"  # bump when the printed code changes meaning
+_VERSION = "9"  # bump when the printed code (or the name it is imported under) changes
 
 _TEMPLATES = {
     "add": "({0} + {1})",
@@ -77,7 +70,7 @@ _TEMPLATES = {
     "atan": "np.arctan({0})",
     "erf": "_erf({0})",
     "abs": "abs({0})",
-    "sign": "np.sign({0})",
+    "sign": "(ONE if {0} > ZERO else (-ONE if {0} < ZERO else ZERO))",  # torch.sign(nan) is 0
     "sigmoid": "(ONE / (ONE + _exp(-{0})))",
     "relu": "max({0}, ZERO)",
     "isnan": "np.isnan({0})",
@@ -95,23 +88,6 @@ _TEMPLATES = {
     "to_bool": "({0} != ZERO)",
     "copy": "{0}",
 }
-
-
-def _print(prog: Program, bind: dict[str, str], indent: str) -> tuple[list[str], list[str]]:
-    """Statements of ``prog`` with inputs renamed by ``bind``; returns (lines, output exprs)."""
-    names = dict(bind)
-
-    def arg(a: Any) -> str:
-        if isinstance(a, tuple):
-            return f"c{a[1]}"
-        return names[a]
-
-    lines = []
-    for name, op, args in prog.body:
-        local = f"v_{name}"
-        lines.append(f"{indent}{local} = {_TEMPLATES[op].format(*(arg(a) for a in args))}")
-        names[name] = local
-    return lines, [arg(o) for o in prog.outputs]
 
 
 def print_source(g: StepGraphs) -> str:
@@ -231,7 +207,7 @@ def _body(prog: Program, bind: dict[str, str], ind: str) -> tuple[list[str], lis
     """The program's statements, preceded by a load of each input it reads (only those: the
     compile time grows with the statements); ``bind`` maps an input to the expression it
     loads. Returns the lines and the output expressions."""
-    lines, outs = _print(prog, {name: f"r_{name}" for name in bind}, ind)
+    lines, outs = render(prog, _TEMPLATES, {name: f"r_{name}" for name in bind}, ind)
     text = " ".join([*lines, *outs])
     loads = [f"{ind}r_{name} = {src}" for name, src in bind.items() if f"r_{name}" in text]
     return loads + lines, outs
@@ -328,14 +304,6 @@ def _erf(v):
 '''
 
 
-def cache_dir() -> Path:
-    """Where generated kernels live: ``$SPIKEKIT_CACHE`` or ``~/.cache/spikekit``, then ``kernels/``."""
-    root = os.environ.get("SPIKEKIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "spikekit"
-    )
-    return Path(root) / "kernels"
-
-
 class Kernels:
     """The kernels of one step graph (a loaded generated module).
 
@@ -374,54 +342,51 @@ class Kernels:
         run_columns(self, name, m, elems, *args)
 
 
-_LOADED: dict[str, Kernels] = {}  # by source digest
+_LOADED: dict[int, Kernels] = {}  # by id of the loaded module
 _BY_GRAPH: dict[str, Kernels] = {}  # by graph key: no printing on every call
-_LOCK = threading.Lock()
-
-
-def write_once(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` unless it exists (atomically; concurrent writers agree)."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    try:
-        # link, not replace: an existing file keeps its mtime, which numba's cache keys on
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
 
 
 def kernels_for(g: StepGraphs) -> Kernels:
     """The (cached) numba kernels of ``g``; the first call in a machine prints and compiles."""
     k = _BY_GRAPH.get(g.key)
-    if k is not None:
-        return k
-    src = print_source(g)
-    digest = hashlib.sha256(src.encode()).hexdigest()[:24]
-    with _LOCK:
-        k = _LOADED.get(digest)
-        if k is not None:
-            _BY_GRAPH[g.key] = k
-            return k
-        path = cache_dir() / f"step_{digest}.py"
-        try:
-            write_once(path, src)
-        except OSError:  # read-only home: a private directory for this process
-            path = Path(tempfile.mkdtemp(prefix="spikekit-kernels-")) / f"step_{digest}.py"
-            write_once(path, src)
-        name = f"spikekit_generated_{digest}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        k = _LOADED[digest] = _BY_GRAPH[g.key] = Kernels(module)
-        return k
+    if k is None:
+        module = load_module("step", print_source(g))
+        k = _LOADED.get(id(module))
+        if k is None:
+            k = _LOADED[id(module)] = Kernels(module)
+        _BY_GRAPH[g.key] = k
+    return k
+
+
+def run_forward(g: StepGraphs, xs: Any, s: Any, p: Any, c: Any, out: Any, ck: Any, K: int) -> None:
+    """The ``forward`` kernel of ``g`` over every column (torch tensors, see the module docstring)."""
+    T, M = xs.shape
+    kernels_for(g).run(
+        "forward", M, T * M, xs.numpy(), s.numpy(), p.numpy(), c.numpy(), out.numpy(), ck.numpy(), K
+    )
+
+
+def run_backward(
+    g: StepGraphs,
+    name: str,
+    xs: Any,
+    p: Any,
+    c: Any,
+    ck: Any,
+    K: int,
+    go: Any,
+    go_st: int,
+    go_sm: int,
+    gs: Any,
+    gx: Any,
+    gp: Any,
+) -> None:
+    """Backward kernel ``name`` of ``g`` over every column (torch tensors, see the module docstring)."""
+    T, M = xs.shape
+    arrays = [a.numpy() for a in (xs, p, c, ck)]
+    kernels_for(g).run(
+        name, M, T * M, *arrays, K, go.numpy(), go_st, go_sm, gs.numpy(), gx.numpy(), gp.numpy()
+    )
 
 
 # ----------------------------------------------------------------------------- threads

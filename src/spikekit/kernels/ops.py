@@ -11,8 +11,12 @@ kernel, never its parent's. ``ck`` holds the state checkpoints the backward rest
 (flat, empty when no gradient is needed). Both ops have fake implementations (shapes only),
 the forward has an autograd formula (the backward op) and a vmap rule (the vmapped dimension
 becomes one more feature dimension, so ``vmap(grad(...))`` per-sample gradients run the same
-kernels). Device kernels register per device type: the CPU one is the numba printer's
-(:mod:`spikekit.kernels.numba_cpu`).
+kernels). The implementation runs the kernels of the tensors' device: the numba printer's on
+CPU (:mod:`spikekit.kernels.numba_cpu`), the Triton printer's on CUDA
+(:mod:`spikekit.kernels.triton_gpu`). Both take the same arguments and keep the checkpoints
+``ck`` in the same layout, in the compute dtype (float32 for 16-bit inputs), so either can run
+the backward of the other's forward. Parameter gradients come back in the compute dtype and
+are cast to each parameter's dtype after summing over the batch.
 """
 
 from __future__ import annotations
@@ -43,6 +47,17 @@ class Spec:
     params_type: type
     _graphs: StepGraphs | None = field(default=None, repr=False)
     _error: str | None = field(default=None, repr=False)
+    _constants: dict[tuple[torch.dtype, torch.device], Tensor] = field(default_factory=dict, repr=False)
+
+    def constants(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The traced step's constant table as a tensor (made once per dtype and device: a
+        copy to a GPU on every call would cost a host-to-device transfer)."""
+        c = self._constants.get((dtype, device))
+        if c is None:
+            c = self._constants[(dtype, device)] = torch.tensor(
+                self.graphs().constants, dtype=dtype, device=device
+            )
+        return c
 
     def graphs(self) -> StepGraphs:
         """The traced step (traced on first use; raises :class:`NotFusable` with the reason)."""
@@ -61,7 +76,7 @@ class Spec:
                     self._error = str(e)
                 else:
                     if path is not None:
-                        from spikekit.kernels.numba_cpu import write_once
+                        from spikekit.kernels.codegen import write_once
 
                         try:
                             write_once(path, self._graphs.to_json())
@@ -136,7 +151,7 @@ def _graph_cache_path(spec: Spec) -> Any:
             return None  # e.g. a user's surrogate, or a value whose repr may not say everything
     if not (_ours(spec.state_type) and _ours(spec.params_type)):
         return None
-    from spikekit.kernels.numba_cpu import cache_dir
+    from spikekit.kernels.codegen import cache_dir
 
     ident = [
         _GRAPH_FORMAT,
@@ -200,44 +215,61 @@ def get_spec(key: str) -> Spec:
     return s
 
 
-def _n_checkpoints(T: Any) -> Any:
-    from spikekit.kernels.numba_cpu import CHECKPOINT
+#: Steps between the state checkpoints a forward saves for its backward. The layout of
+#: ``ck`` (``[ceil(T / CHECKPOINT), n_state, M]`` in the compute dtype) is part of the op, the
+#: same for every backend, so a forward run by one backend can be differentiated by another.
+CHECKPOINT = 16
 
+
+def _n_checkpoints(T: Any) -> Any:
     return (T + CHECKPOINT - 1) // CHECKPOINT
 
 
-def _scan_cpu(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bool) -> list[Tensor]:
-    """Run a registered step over ``xs`` ``[T, B, *features]``; see the module docstring."""
-    from spikekit.kernels import numba_cpu
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The precision a kernel computes in (and keeps its state and checkpoints in): float32
+    for 16-bit inputs, else the input's own."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
-    g = get_spec(spec).graphs()
-    k = numba_cpu.kernels_for(g)
+
+def _printer(xs: Tensor) -> Any:
+    """The kernel module for this call: numba on CPU, Triton on CUDA. CPU tensors go to
+    Triton too while ``kernels.use("triton")`` is active, or when numba cannot take them
+    (16-bit: a forward that ran in Triton's interpreter, differentiated after the ``with``
+    block): the op's implementations are interchangeable."""
+    if xs.device.type == "cpu" and xs.dtype in (torch.float32, torch.float64):
+        from spikekit.kernels import _FORCED  # the package's switch (set by kernels.use)
+
+        if _FORCED.get() != "triton":
+            from spikekit.kernels import numba_cpu
+
+            return numba_cpu
+    from spikekit.kernels import triton_gpu
+
+    return triton_gpu
+
+
+def _empty(shape: tuple[int, ...], dt: torch.dtype, device: torch.device) -> Tensor:
+    return buffers.empty(shape, dt) if device.type == "cpu" else torch.empty(shape, dtype=dt, device=device)
+
+
+def _scan_impl(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bool) -> list[Tensor]:
+    """Run a registered step over ``xs`` ``[T, B, *features]``; see the module docstring."""
+    sp = get_spec(spec)
+    g = sp.graphs()
     T = xs.shape[0]
     feat = xs.shape[1:]
     M = feat.numel()
-    dt = xs.dtype
+    dt, ct = xs.dtype, compute_dtype(xs.dtype)
     x2 = xs.detach().contiguous().view(T, M)
-    s = _columns(state, feat, M, dt)  # a fresh copy: the kernel updates it in place
-    p = _param_columns(params, feat, dt)
-    c = torch.tensor(g.constants, dtype=dt)
-    out = buffers.empty((T, M), dt)
-    ck = torch.empty((_n_checkpoints(T) if save else 0), len(state), M, dtype=dt)
-    k.run(
-        "forward",
-        M,
-        T * M,
-        x2.numpy(),
-        s.numpy(),
-        p.numpy(),
-        c.numpy(),
-        out.numpy(),
-        ck.numpy(),
-        numba_cpu.CHECKPOINT,
-    )
-    return [out.view(xs.shape), *(s[i].view(feat).clone() for i in range(len(state))), ck.view(-1)]
+    s = _columns(state, feat, M, ct, xs.device)  # a fresh copy: the kernel updates it in place
+    p = _param_columns(params, feat, ct, xs.device)
+    out = _empty((T, M), dt, xs.device)
+    ck = torch.empty((_n_checkpoints(T) if save else 0), len(state), M, dtype=ct, device=xs.device)
+    _printer(xs).run_forward(g, x2, s, p, sp.constants(ct, xs.device), out, ck, CHECKPOINT)
+    return [out.view(xs.shape), *(s[i].view(feat).to(dt, copy=True) for i in range(len(state))), ck.view(-1)]
 
 
-def _param_columns(params: list[Tensor], feat: torch.Size, dt: torch.dtype) -> Tensor:
+def _param_columns(params: list[Tensor], feat: torch.Size, dt: torch.dtype, device: torch.device) -> Tensor:
     """The parameters as the kernels read them: ``[nP, P]`` contiguous, column ``j`` of the
     ``M = feat.numel()`` columns reading ``[:, j % P]``. ``P`` is 1 when every parameter is one
     value, the number of features per sample when none varies over the batch, else ``M``.
@@ -246,36 +278,39 @@ def _param_columns(params: list[Tensor], feat: torch.Size, dt: torch.dtype) -> T
     parameters to all ``M`` columns took 356 us per ``torch.stack``, 60 of them in 5 steps.
     """
     if not params:
-        return torch.empty(0, 1, dtype=dt)
+        return torch.empty(0, 1, dtype=dt, device=device)
     if all(p.numel() == 1 for p in params):
         return torch.stack([p.detach().reshape(()).to(dt) for p in params]).reshape(len(params), 1)
     per_sample = feat[1:]
     if all(p.ndim < len(feat) or p.shape[0] == 1 for p in params):
         no_batch = [p[0] if p.ndim == len(feat) else p for p in params]
-        return _columns(no_batch, per_sample, per_sample.numel(), dt)
-    return _columns(params, feat, feat.numel(), dt)
+        return _columns(no_batch, per_sample, per_sample.numel(), dt, device)
+    return _columns(params, feat, feat.numel(), dt, device)
 
 
-def _columns(ts: list[Tensor], feat: torch.Size, M: int, dt: torch.dtype) -> Tensor:
+def _columns(ts: list[Tensor], feat: torch.Size, M: int, dt: torch.dtype, device: torch.device) -> Tensor:
     """``[len(ts), M]`` contiguous: each tensor broadcast to the columns ``feat``."""
     if not ts:
-        return torch.empty(0, M, dtype=dt)
+        return torch.empty(0, M, dtype=dt, device=device)
     out = torch.stack([t.detach().to(dt).expand(feat) for t in ts]).reshape(len(ts), M)
     return out  # torch.stack always allocates: never a view of the caller's tensors
 
 
-fused_scan = torch.library.custom_op("spikekit::fused_scan", _scan_cpu, mutates_args=(), device_types="cpu")
+_DEVICES = ("cpu", "cuda")
+fused_scan = torch.library.custom_op(
+    "spikekit::fused_scan", _scan_impl, mutates_args=(), device_types=_DEVICES
+)
 
 
 @fused_scan.register_fake
 def _(spec: str, xs: Tensor, state: list[Tensor], params: list[Tensor], save: bool) -> list[Tensor]:
     T = xs.shape[0]
     n = _n_checkpoints(T) if save else 0
-    ck = xs.new_empty((n * len(state) * xs.shape[1:].numel(),))
+    ck = xs.new_empty((n * len(state) * xs.shape[1:].numel(),), dtype=compute_dtype(xs.dtype))
     return [xs.new_empty(xs.shape), *(s.new_empty(xs.shape[1:]) for s in state), ck]
 
 
-def _scan_backward_cpu(
+def _scan_backward_impl(
     spec: str,
     gout: Tensor,
     gstate: list[Tensor],
@@ -286,15 +321,13 @@ def _scan_backward_cpu(
     param_grads: bool,
 ) -> list[Tensor]:
     """Gradients of :func:`fused_scan` w.r.t. ``xs``, the initial state and, if
-    ``param_grads``, (per column) the params; see the module docstring."""
-    from spikekit.kernels import numba_cpu
-
-    g = get_spec(spec).graphs()
-    k = numba_cpu.kernels_for(g)
+    ``param_grads``, (per column, in the compute dtype) the params; see the module docstring."""
+    sp = get_spec(spec)
+    g = sp.graphs()
     T = xs.shape[0]
     feat = xs.shape[1:]
     M = feat.numel()
-    dt = xs.dtype
+    dt, ct = xs.dtype, compute_dtype(xs.dtype)
     n_s = len(state)
     if ck.numel() != _n_checkpoints(T) * n_s * M:
         raise RuntimeError(
@@ -302,42 +335,40 @@ def _scan_backward_cpu(
             "(it ran without gradients enabled)"
         )
     x2 = xs.detach().contiguous().view(T, M)
-    p = _param_columns(params, feat, dt)
-    c = torch.tensor(g.constants, dtype=dt)
+    p = _param_columns(params, feat, ct, xs.device)
     go = gout.detach().to(dt).expand(xs.shape).reshape(T, M)  # a view when gout is a broadcast
     if go.stride(1) not in (0, 1):  # the kernel reads a row of columns as one run, or one value
         go = go.contiguous()
     st_t, st_m = go.stride()
     span = (T - 1) * st_t + (M - 1) * st_m + 1
     go_flat = go.as_strided((span,), (1,), go.storage_offset())
-    gs = _columns(gstate, feat, M, dt)  # updated in place by the kernel
-    gx = buffers.empty((T, M), dt)
-    gp = torch.zeros(len(params) if param_grads else 0, M, dtype=dt)
-    k.run(
+    gs = _columns(gstate, feat, M, ct, xs.device)  # updated in place by the kernel
+    gx = _empty((T, M), dt, xs.device)
+    gp = torch.zeros(len(params) if param_grads else 0, M, dtype=ct, device=xs.device)
+    _printer(xs).run_backward(
+        g,
         "backward" if param_grads else "backward_no_params",
-        M,
-        T * M,
-        x2.numpy(),
-        p.numpy(),
-        c.numpy(),
-        ck.view(-1, n_s, M).numpy(),
-        numba_cpu.CHECKPOINT,
-        go_flat.numpy(),
+        x2,
+        p,
+        sp.constants(ct, xs.device),
+        ck.view(-1, n_s, M),
+        CHECKPOINT,
+        go_flat,
         st_t,
         st_m,
-        gs.numpy(),
-        gx.numpy(),
-        gp.numpy(),
+        gs,
+        gx,
+        gp,
     )
     return [
         gx.view(xs.shape),
-        *(gs[i].view(feat).clone() for i in range(n_s)),
+        *(gs[i].view(feat).to(dt, copy=True) for i in range(n_s)),
         *(gp[i].view(feat).clone() for i in range(gp.shape[0])),
     ]
 
 
 fused_scan_backward = torch.library.custom_op(
-    "spikekit::fused_scan_backward", _scan_backward_cpu, mutates_args=(), device_types="cpu"
+    "spikekit::fused_scan_backward", _scan_backward_impl, mutates_args=(), device_types=_DEVICES
 )
 
 
@@ -356,7 +387,7 @@ def _(
     return [
         xs.new_empty(xs.shape),
         *(xs.new_empty(feat) for _ in state),
-        *(xs.new_empty(feat) for _ in (params if param_grads else ())),
+        *(xs.new_empty(feat, dtype=compute_dtype(xs.dtype)) for _ in (params if param_grads else ())),
     ]
 
 
@@ -364,7 +395,7 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
     spec, xs, state, params, _save = inputs
     ctx.spec = spec
     ctx.n_s = len(state)
-    ctx.p_shapes = [p.shape for p in params]
+    ctx.p_meta = [(p.shape, p.dtype) for p in params]
     ctx.param_grads = any(p.requires_grad for p in params)
     ctx.save_for_backward(xs, *state, *params, output[-1])
 
@@ -382,7 +413,7 @@ def _backward(
     ]
     res = (backward_op or fused_scan_backward)(ctx.spec, gout, gstate, xs, state, params, ck, ctx.param_grads)
     if ctx.param_grads:
-        gp = [g.sum_to_size(shape) for g, shape in zip(res[1 + n_s :], ctx.p_shapes, strict=True)]
+        gp = [g.sum_to_size(shape).to(dt) for g, (shape, dt) in zip(res[1 + n_s :], ctx.p_meta, strict=True)]
     else:
         gp = [None] * len(params)
     return None, res[0], list(res[1 : 1 + n_s]), gp, None
@@ -554,7 +585,7 @@ class _EagerFusedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, spec: str, n_s: int, save: bool, xs: Tensor, *sp: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
         state, params = list(sp[:n_s]), list(sp[n_s:])
-        res = _scan_cpu(spec, xs, state, params, save)
+        res = _scan_impl(spec, xs, state, params, save)
         ctx.mark_non_differentiable(res[-1])
         _setup_context(ctx, (spec, xs, state, params, save), res)
         return tuple(res)
@@ -562,7 +593,7 @@ class _EagerFusedScan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Any, ...]:  # type: ignore[override]
-        _, gx, gstate, gparams, _ = _backward(ctx, list(grads), _scan_backward_cpu)
+        _, gx, gstate, gparams, _ = _backward(ctx, list(grads), _scan_backward_impl)
         return None, None, None, gx, *gstate, *gparams
 
 

@@ -174,3 +174,107 @@ def test_train_on_event_data_nmnist(tmp_path, capsys) -> None:
     ck = load_checkpoint(out / "last.pt")
     assert ck["history"][0]["train_acc"] >= 0.0 and ck["config"]["dataset"] == "nmnist"
     assert ck["model"]["body.0.module.0.weight"].shape[1] == 2  # two polarity channels in
+
+
+# ----------------------------------------------------------------------------- device and precision
+
+
+def _no_cuda(monkeypatch) -> None:
+    # Pin the answer to "no GPU" so these tests mean the same on a machine that has one.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_device_auto_resolves_to_cpu_and_says_so_once(tmp_path, capsys, monkeypatch) -> None:
+    _no_cuda(monkeypatch)
+    out = tmp_path / "run"
+    rc, stdout, err = _run(capsys, ["train", *TINY, "--no-plots", "--out-dir", str(out)])
+    assert rc == 0, err
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("device:")]
+    assert lines == ["device: cpu (no CUDA device available)"]
+    assert load_checkpoint(out / "last.pt")["config"]["device"] == "cpu"  # resolved, not "auto"
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "--device", "bogus"], "expected auto, cpu, cuda, cuda:N or mps, got 'bogus'"),
+        (["train", "--device", "cuda"], "torch.cuda.is_available() is False"),
+        (["train", "--device", "cuda:1"], "torch.cuda.is_available() is False"),
+        (["train", "--bf16", "--fp16"], "argument --fp16: not allowed with argument --bf16"),
+    ],
+)
+def test_bad_device_or_precision_fails_before_training(tmp_path, capsys, monkeypatch, argv, needle) -> None:
+    _no_cuda(monkeypatch)
+    rc, out, err = _run(capsys, [*argv, *TINY, "--out-dir", str(tmp_path / "o")])
+    assert rc == 2 and out == ""  # nothing trained, nothing printed before the error
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cuda_index_beyond_the_device_count_is_refused(tmp_path, capsys, monkeypatch) -> None:
+    # Pretend one GPU: the index check must refuse cuda:7 before anything touches the device.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    rc, out, err = _run(capsys, ["train", *TINY, "--device", "cuda:7", "--out-dir", str(tmp_path / "o")])
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert "expected a CUDA index below the 1 visible device(s)" in err and "got cuda:7" in err
+
+
+def test_pin_memory_only_for_cuda(tmp_path) -> None:
+    from spikekit.train.cli import _load_data, _pin_memory
+
+    assert [_pin_memory(d) for d in ("cpu", "mps", "cuda:0", "cuda:3")] == [False, False, True, True]
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers(dest="command"))
+    for device, pinned in (("cpu", False), ("cuda:0", True)):
+        cfg = resolve_config(p.parse_args(["train", "--batch-size", "16"]))
+        cfg["device"] = device  # as _setup_device leaves it; the loaders are only built, not read
+        bundle = _load_data(cfg, print)
+        assert bundle.train.pin_memory is pinned and bundle.test.pin_memory is pinned
+
+
+def test_precision_flags_and_old_bf16_configs() -> None:
+    from spikekit.train.cli import CLIError
+
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers(dest="command"))
+    assert resolve_config(p.parse_args(["train"]))["precision"] == "fp32"
+    cfg = resolve_config(p.parse_args(["train", "--fp16"]))
+    assert (cfg["precision"], cfg["bf16"]) == ("fp16", False)
+    cfg = resolve_config(p.parse_args(["train", "--bf16"]))
+    assert (cfg["precision"], cfg["bf16"]) == ("bf16", True)
+    old = resolve_config(p.parse_args(["train"]), base={"bf16": True})  # a config from before --fp16
+    assert (old["precision"], old["bf16"]) == ("bf16", True)
+    with pytest.raises(CLIError, match="both bf16 and fp16"):
+        resolve_config(p.parse_args(["train", "--fp16"]), base={"bf16": True})
+
+
+def test_fp16_run_records_precision_and_scaler(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    # The fully connected model: fp16 convolutions are slow on a CPU.
+    argv = ["train", *TINY, "--no-plots", "--fp16", "--clip-grad", "1.0", "--model", "snntorch_fc"]
+    rc, _, err = _run(capsys, [*argv, "--out-dir", str(out)])
+    assert rc == 0, err
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["config"]["precision"] == "fp16" and ck["precision"] == "fp16"
+    assert ck["scaler"]["scale"] > 0 and ck["scaler"]["_growth_tracker"] >= 0
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in ck["history"])
+
+
+def test_resume_of_a_gpu_checkpoint_on_a_cpu_machine(tmp_path, capsys, monkeypatch) -> None:
+    # Rule: --device (default auto) decides where a resumed run trains, never the checkpoint;
+    # a change of device kind is said in a note.
+    _no_cuda(monkeypatch)
+    out = tmp_path / "run"
+    base = ["train", "-T", "1", "--max-batches", "2", "--no-progress", "--no-plots", "--out-dir", str(out)]
+    assert _run(capsys, [*base, "--epochs", "1"])[0] == 0
+    ck = load_checkpoint(out / "last.pt")
+    ck["config"]["device"] = "cuda:0"  # as if written on a GPU machine, with its GPU RNG state
+    ck["rng"]["cuda"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(ck, out / "last.pt")
+    rc, stdout, err = _run(capsys, [*base, "--epochs", "2", "--resume", "auto"])
+    assert rc == 0, err
+    assert "note: the checkpoint was written on cuda:0; resuming on cpu" in stdout
+    after = load_checkpoint(out / "last.pt")
+    assert after["epoch"] == 2 and after["config"]["device"] == "cpu"

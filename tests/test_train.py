@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import glob
+import math
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -220,3 +223,115 @@ def test_bf16_autocast_and_clipping_run() -> None:
     info = t.fit(1)
     assert torch.isfinite(torch.tensor(info["train_loss"]))
     assert all(p.dtype == torch.float32 for p in t.classifier.parameters())
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_on_cpu(precision: str) -> None:
+    t = _trainer(encoder="direct", precision=precision, clip_grad=0.5)
+    info = t.fit(1)
+    assert torch.isfinite(torch.tensor(info["train_loss"])) and info["train_acc"] > 0.0
+    assert all(p.dtype == torch.float32 for p in t.classifier.parameters())
+    assert t.scaler.is_enabled() == (precision == "fp16")  # bf16 needs no loss scaling
+    with pytest.raises(ValueError, match="contradicts"):
+        _trainer(bf16=True, precision="fp16")
+
+
+def test_fp16_scaler_state_is_checkpointed_and_restored_exactly(tmp_path) -> None:
+    full = _trainer(precision="fp16")
+    full.fit(2)
+    t = _trainer(str(tmp_path), precision="fp16", callbacks=[_InterruptAt(8, "raise")])
+    assert t.fit(2)["interrupted"]
+    ck = load_checkpoint(tmp_path / "last.pt")
+    assert ck["scaler"] == t.scaler.state_dict()
+    assert ck["scaler"] != _trainer(precision="fp16").scaler.state_dict()  # it moved: 8 steps
+    resumed = _trainer(str(tmp_path), precision="fp16")
+    resumed.resume(str(tmp_path / "last.pt"))
+    assert resumed.scaler.state_dict() == ck["scaler"]
+    assert not resumed.fit(2)["interrupted"]
+    assert resumed.scaler.state_dict() == full.scaler.state_dict()
+    assert _same(_weights(full), _weights(resumed))
+
+
+_SYNCS = ("item", "cpu", "tolist", "numpy", "__float__", "__int__", "__bool__")
+
+
+def _count_host_reads(monkeypatch) -> list[str]:
+    # Calls that read a tensor back to the host, made from spikekit's own code. Not counted:
+    # torch's internals, the data collates (CPU work before the copy) and the CPU kernels
+    # (numba on host memory by design; a GPU run does not take that path).
+    import sys
+
+    root = os.path.dirname(spk.__file__)
+    skip = tuple(os.path.join(root, d) for d in ("data", "kernels"))
+    calls: list[str] = []
+    for name in _SYNCS:
+        orig = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _orig=orig, _name=name, **k):
+            f = sys._getframe(1).f_code.co_filename
+            if f.startswith(root) and not f.startswith(skip):
+                calls.append(f"{_name} from {os.path.relpath(f, root)}:{sys._getframe(1).f_lineno}")
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize(("tbptt", "precision"), [(None, "fp32"), (2, "fp32"), (None, "bf16")])
+def test_train_epoch_reads_nothing_back_per_batch(monkeypatch, tbptt, precision) -> None:
+    counts = []
+    for n in (2, 6):
+        # Direct encoding: the Poisson encoder's input-range check reads back on purpose.
+        t = _trainer(encoder="direct", augment=False, tbptt=tbptt, precision=precision, max_batches=n)
+        calls = _count_host_reads(monkeypatch)
+        out = t.train_epoch()
+        monkeypatch.undo()
+        assert out["n"] == n * 16 and math.isfinite(out["loss"])
+        counts.append(list(calls))
+    assert len(counts[1]) == len(counts[0]) <= 1, counts  # the one read of the epoch's sums
+
+
+@pytest.mark.slow
+def test_ddp_ranks_stop_at_the_same_batch(tmp_path) -> None:
+    # Two gloo processes; only rank 1 sees the "Ctrl-C", after its first batch. Both must stop
+    # after the same batch (else one waits forever in DDP's all-reduce): the second, since the
+    # ranks' stop vote is read one batch after it was cast.
+    import torch.multiprocessing as mp
+
+    ctx = mp.spawn(_ddp_stop_worker, args=(str(tmp_path),), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=1):  # ranks that part ways hang: fail instead of waiting forever
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the two ranks did not finish: one is stuck in a collective")
+    seen = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
+    assert seen[0] == seen[1] == ["0", "2", "True"], seen  # epoch, batch, interrupted
+    assert load_checkpoint(tmp_path / "last.pt")["batch_idx"] == 2
+
+
+class _AskStop:
+    def on_batch_end(self, trainer: Trainer, info: dict) -> None:
+        if trainer.rank == 1 and trainer.batch_idx == 1:
+            trainer._stop = True  # what the SIGINT handler does
+
+
+def _ddp_stop_worker(rank: int, folder: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=2)
+    try:
+        # Random 8x8 "digits": scikit-learn's import would take most of the test's time.
+        g = torch.Generator().manual_seed(0)
+        data = TensorDataset(torch.rand(128, 1, 8, 8, generator=g), torch.randint(0, 10, (128,), generator=g))
+        net = _net()
+        t = Trainer(
+            Classifier(net, T=2), torch.optim.Adam(net.parameters(), 1e-2), make_loader(data, 16, train=True),
+            out_dir=folder, progress=False, callbacks=[_AskStop()],
+        )  # fmt: skip
+        info = t.fit(2)  # 4 batches per rank and epoch
+        (Path(folder) / f"rank{rank}.txt").write_text(f"{t.epoch} {t.batch_idx} {info['interrupted']}")
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -56,6 +56,7 @@ def load(
     download: bool = False,
     seed: int = 0,
     augment: bool = False,
+    pin_memory: bool = False,
 ) -> DataBundle:
     """Load a dataset by name (what the CLI uses).
 
@@ -67,16 +68,22 @@ def load(
         download: allow downloading absent files.
         seed: shuffle seed.
         augment: random one-pixel shifts of the training images (digits only).
+        pin_memory: page-locked batches, for a CUDA run (the trainer then copies them without
+            blocking).
 
     Returns:
         A :class:`DataBundle`.
     """
     if name == "digits":
-        return digits(batch_size, test_batch_size, seed=seed, augment=augment)
+        return digits(batch_size, test_batch_size, seed=seed, augment=augment, pin_memory=pin_memory)
     if name not in VISION and name not in NEUROMORPHIC:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(names())}")
     if data_dir is None:
         raise DatasetNotFoundError(f"dataset {name!r} needs a data directory (CLI: --data-dir DIR)")
     if name in VISION:
-        return vision(name, data_dir, batch_size, test_batch_size, download=download, seed=seed)
-    return neuromorphic(name, data_dir, T, batch_size, test_batch_size, download=download, seed=seed)
+        return vision(
+            name, data_dir, batch_size, test_batch_size, download=download, seed=seed, pin_memory=pin_memory
+        )
+    return neuromorphic(
+        name, data_dir, T, batch_size, test_batch_size, download=download, seed=seed, pin_memory=pin_memory
+    )

@@ -75,6 +75,7 @@ def make_loader(
     collate_fn: Callable[[list[Any]], Any] | None = None,
     num_workers: int = 0,
     drop_last: bool = False,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader whose order depends only on ``(seed, epoch)``, sharded under torch.distributed.
 
@@ -93,6 +94,8 @@ def make_loader(
         collate_fn: optional collate function.
         num_workers: DataLoader worker processes.
         drop_last: drop a last incomplete batch.
+        pin_memory: return batches in page-locked memory (for a CUDA run: the copy to the GPU can
+            then overlap compute).
 
     Returns:
         The DataLoader.
@@ -114,5 +117,6 @@ def make_loader(
         collate_fn=collate_fn,
         num_workers=num_workers,
         drop_last=drop_last,
+        pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(seed),
     )

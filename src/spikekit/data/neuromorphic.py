@@ -71,6 +71,7 @@ def neuromorphic(
     download: bool = False,
     seed: int = 0,
     num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataBundle:
     """N-MNIST, DVS Gesture or SHD through tonic, binned into ``T`` frames per sample.
 
@@ -81,6 +82,7 @@ def neuromorphic(
         batch_size: training batch size (per process). test_batch_size: evaluation batch size.
         download: let tonic download the archives when absent.
         seed: shuffle seed. num_workers: loader workers.
+        pin_memory: page-locked batches (for a CUDA run).
 
     Returns:
         A :class:`DataBundle` with ``temporal=True``; batches ``([T, B, C, H, W], [B])`` (SHD:
@@ -112,10 +114,21 @@ def neuromorphic(
     test_ds = cls(data_dir, train=False, transform=to_frame)
     return DataBundle(
         train=make_loader(
-            train_ds, batch_size, train=True, seed=seed, collate_fn=collate_frames, num_workers=num_workers
+            train_ds,
+            batch_size,
+            train=True,
+            seed=seed,
+            collate_fn=collate_frames,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
         ),
         test=make_loader(
-            test_ds, test_batch_size, train=False, collate_fn=collate_frames, num_workers=num_workers
+            test_ds,
+            test_batch_size,
+            train=False,
+            collate_fn=collate_frames,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
         ),
         num_classes=n_cls,
         in_channels=p,

@@ -113,6 +113,7 @@ def digits(
     test_size: float = 0.2,
     split_seed: int = 0,
     augment: bool = False,
+    pin_memory: bool = False,
 ) -> DataBundle:
     """The embedded default dataset: 1797 8x8 handwritten digits, no download needed.
 
@@ -126,6 +127,7 @@ def digits(
         test_size: fraction held out for testing.
         split_seed: seed of the stratified split.
         augment: shift training images by up to one pixel (:class:`RandomShift`).
+        pin_memory: page-locked batches (for a CUDA run).
 
     Returns:
         A :class:`DataBundle` whose batches are ``([B, 1, 8, 8] float in [0, 1], [B] int64)``.
@@ -144,8 +146,9 @@ def digits(
             train=True,
             seed=seed,
             collate_fn=RandomShift(1) if augment else None,
+            pin_memory=pin_memory,
         ),
-        test=make_loader(TensorDataset(x_te, y_te), test_batch_size, train=False),
+        test=make_loader(TensorDataset(x_te, y_te), test_batch_size, train=False, pin_memory=pin_memory),
         num_classes=10,
         in_channels=1,
         input_size=(8, 8),
@@ -171,6 +174,7 @@ def vision(
     download: bool = False,
     seed: int = 0,
     num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataBundle:
     """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 through torchvision, from a local directory.
 
@@ -183,6 +187,7 @@ def vision(
         test_transforms: evaluation transform (default ``ToTensor()``).
         download: let torchvision download the files when they are absent.
         seed: shuffle seed. num_workers: loader workers.
+        pin_memory: page-locked batches (for a CUDA run).
 
     Returns:
         A :class:`DataBundle` of ``([B, C, H, W], [B])`` batches.
@@ -210,8 +215,12 @@ def vision(
     train_ds = cls(data_dir, train=True, download=download, transform=transforms or ToTensor())
     test_ds = cls(data_dir, train=False, download=download, transform=test_transforms or ToTensor())
     return DataBundle(
-        train=make_loader(train_ds, batch_size, train=True, seed=seed, num_workers=num_workers),
-        test=make_loader(test_ds, test_batch_size, train=False, num_workers=num_workers),
+        train=make_loader(
+            train_ds, batch_size, train=True, seed=seed, num_workers=num_workers, pin_memory=pin_memory
+        ),
+        test=make_loader(
+            test_ds, test_batch_size, train=False, num_workers=num_workers, pin_memory=pin_memory
+        ),
         num_classes=n_cls,
         in_channels=ch,
         input_size=size,

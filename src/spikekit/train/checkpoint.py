@@ -71,20 +71,39 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return ckpt
 
 
-def rng_state() -> dict[str, Any]:
-    """The torch, numpy and Python RNG states as plain data (loadable with ``weights_only``)."""
+def rng_state(device: str | torch.device | None = None) -> dict[str, Any]:
+    """The torch, numpy and Python RNG states as plain data (loadable with ``weights_only``).
+
+    Args:
+        device: the run's device. For a CUDA device its generator's state is included too
+            (dropout and Poisson spikes on a GPU draw from it, not from the CPU generator).
+
+    Returns:
+        ``{"torch", "numpy", "python"}`` plus ``"cuda"`` for a CUDA device.
+    """
     np_state = np.random.get_state()
-    return {
+    state = {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
         "python": random.getstate(),
     }
+    if device is not None and torch.device(device).type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(torch.device(device))
+    return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
+def set_rng_state(state: dict[str, Any], device: str | torch.device | None = None) -> None:
+    """Restore what :func:`rng_state` returned.
+
+    Args:
+        state: the dict :func:`rng_state` returned.
+        device: the run's device. A saved CUDA state is restored only onto a CUDA device; a run
+            resumed on another kind of device keeps its own generator there.
+    """
     torch.set_rng_state(state["torch"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
+    if state.get("cuda") is not None and device is not None and torch.device(device).type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], torch.device(device))

@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 1e-4,
     "schedule": "cosine",
     "clip_grad": None,
-    "bf16": False,
+    "precision": "fp32",  # fp32, bf16 or fp16 (autocast); older configs say "bf16": true
     "tbptt": None,
     "deterministic": False,
     "seed": 0,
@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "plots": True,
     "progress": True,
     "max_batches": None,
+    "device": "auto",
 }
 
 # Each reference tutorial's experiment. `fallback_epochs` caps epochs when the real data is
@@ -108,6 +109,14 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _device_arg(s: str) -> str:
+    from spikekit.train.trainer import DEVICE_CHOICES, DEVICE_SPEC
+
+    if not DEVICE_SPEC.fullmatch(s.strip().lower()):
+        raise argparse.ArgumentTypeError(f"expected {DEVICE_CHOICES}, got {s!r}")
+    return s.strip().lower()
+
+
 def _kv(s: str) -> tuple[str, Any]:
     if "=" not in s:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. tau=2.0), got {s!r}")
@@ -160,7 +169,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     a("--weight-decay", dest="weight_decay", type=float)
     a("--schedule", choices=("cosine", "none"), help="learning-rate schedule per epoch")
     a("--clip-grad", dest="clip_grad", type=_positive_float, help="clip the global gradient norm")
-    a("--bf16", action="store_true", default=None, help="bf16 autocast (CPU or GPU)")
+    amp = p.add_mutually_exclusive_group()
+    amp.add_argument("--bf16", dest="precision", action="store_const", const="bf16", default=None,
+                     help="bf16 autocast (CPU or GPU; no loss scaling needed)")  # fmt: skip
+    amp.add_argument("--fp16", dest="precision", action="store_const", const="fp16", default=None,
+                     help="fp16 autocast with a GradScaler (CPU or GPU)")  # fmt: skip
     a("--tbptt", type=_positive_int, help="truncated BPTT window in steps (default: full BPTT)")
     a("--deterministic", action="store_true", default=None, help="deterministic kernels")
     a("--seed", type=int)
@@ -173,7 +186,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default=None,
         help="no progress bar / epoch lines",
     )
-    a("--device", default=None, help="cpu (default) or cuda")
+    a("--device", type=_device_arg, default=None,
+      help="auto (default: CUDA when available, else CPU), cpu, cuda, cuda:N or mps")  # fmt: skip
     a(
         "--max-batches",
         dest="max_batches",
@@ -228,9 +242,54 @@ def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None)
     opts.update(dict(getattr(args, "neuron_opt", None) or []))
     cfg["neuron_options"] = opts
     cfg["model_options"] = {**cfg.get("model_options", {}), **dict(getattr(args, "model_opt", None) or [])}
-    cfg.setdefault("device", None)
-    cfg["device"] = cfg["device"] or "cpu"
+    cfg["device"] = cfg.get("device") or "auto"
+    _normalise_precision(cfg)
     return cfg
+
+
+def _normalise_precision(cfg: dict[str, Any]) -> None:
+    # One key decides, "precision"; "bf16" stays in the recorded config, derived from it, for
+    # configs and readers from before fp16 existed.
+    from spikekit.train.trainer import PRECISIONS
+
+    precision = cfg.get("precision") or "fp32"
+    if precision not in PRECISIONS:
+        raise CLIError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if cfg.get("bf16"):
+        if precision not in ("fp32", "bf16"):
+            raise CLIError(f"the config asks for both bf16 and {precision}; expected one precision")
+        precision = "bf16"
+    cfg["precision"], cfg["bf16"] = precision, precision == "bf16"
+
+
+def _setup_device(cfg: dict[str, Any]) -> None:
+    """Resolve ``cfg["device"]`` (``auto`` -> ``cuda:N``/``cpu``) and check the precision fits it.
+
+    Raises:
+        CLIError: a device this machine does not have, or a precision its torch cannot run there.
+    """
+    import torch
+
+    from spikekit.train.trainer import check_precision, resolve_device
+
+    # torchrun runs one process per GPU: the process's LOCAL_RANK picks its GPU.
+    local = os.environ.get("LOCAL_RANK") if "RANK" in os.environ and "WORLD_SIZE" in os.environ else None
+    try:
+        cfg["device"] = resolve_device(cfg["device"], None if local is None else int(local))
+    except ValueError as e:
+        raise CLIError(f"--device {cfg['device']}: {e}") from None
+    try:
+        check_precision(cfg["precision"], torch.device(cfg["device"]).type)
+    except ValueError as e:
+        raise CLIError(f"--{cfg['precision']}: {e}") from None
+    if cfg["device"].startswith("cuda"):
+        # nccl and the default CUDA stream follow the current device, not just .to(device).
+        torch.cuda.set_device(cfg["device"])
+
+
+def _pin_memory(device: str) -> bool:
+    # Page-locked batches only help a copy to a CUDA device, and cost host memory elsewhere.
+    return device.startswith("cuda")
 
 
 def _check(cfg: dict[str, Any]) -> None:
@@ -266,6 +325,7 @@ def _load_data(cfg: dict[str, Any], say: Any) -> Any:
         return data.load(
             cfg["dataset"], data_dir=cfg["data_dir"], batch_size=per_rank, T=cfg["T"],
             download=bool(cfg["download"]), seed=cfg["seed"], augment=bool(cfg["augment"]),
+            pin_memory=_pin_memory(cfg["device"]),
         )  # fmt: skip
     except data.DatasetNotFoundError as e:
         if not cfg.get("preset"):
@@ -278,7 +338,10 @@ def _load_data(cfg: dict[str, Any], say: Any) -> Any:
         say(
             f"note: {e}\nnote: preset {cfg['preset']}: falling back to the embedded 8x8 digits ({cfg['epochs']} epochs)"
         )
-        return data.load("digits", batch_size=per_rank, seed=cfg["seed"], augment=bool(cfg["augment"]))
+        return data.load(
+            "digits", batch_size=per_rank, seed=cfg["seed"], augment=bool(cfg["augment"]),
+            pin_memory=_pin_memory(cfg["device"]),
+        )  # fmt: skip
 
 
 def _build(cfg: dict[str, Any], bundle: Any, say: Any) -> Any:
@@ -349,16 +412,6 @@ def _init_distributed(device: str) -> bool:
     return True
 
 
-def _local_device(device: str) -> str:
-    # Under torchrun each process drives its own GPU: cuda -> cuda:LOCAL_RANK.
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        import torch
-
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-        torch.cuda.set_device(device)
-    return device
-
-
 def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
     """Run one training from a resolved config; returns the trainer's info dict plus paths.
 
@@ -367,13 +420,16 @@ def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
     """
     import torch
 
-    from spikekit.train.trainer import Trainer, seed_everything
+    from spikekit.train.trainer import Trainer, describe_device, seed_everything
 
+    _normalise_precision(cfg)
+    _setup_device(cfg)  # idempotent; resolves "auto" in configs that skipped run_train / run_sweep
     _check(cfg)
     rank, world = _rank_world()
     seed_everything(cfg["seed"], cfg["deterministic"])
     bundle = _load_data(cfg, say)
     clf = _build(cfg, bundle, say).to(cfg["device"])
+    say(f"device: {describe_device(cfg['device'])}")
     if world > 1:
         # Same initial weights everywhere (DDP also broadcasts rank 0's), but each rank then needs
         # its own dropout masks / Poisson spikes / shifts, else the ranks' randomness is correlated.
@@ -382,19 +438,22 @@ def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
     out = cfg["out_dir"]
     plain = {k: v for k, v in cfg.items() if isinstance(v, (str, int, float, bool, type(None)))}
     trainer = Trainer(
-        clf, opt, bundle.train, bundle.test, scheduler=sched, clip_grad=cfg["clip_grad"], bf16=bool(cfg["bf16"]),
+        clf, opt, bundle.train, bundle.test, scheduler=sched, clip_grad=cfg["clip_grad"], precision=cfg["precision"],
         tbptt=cfg["tbptt"], out_dir=out, progress=bool(cfg["progress"]), config=plain, device=cfg["device"],
         max_batches=cfg["max_batches"],
     )  # fmt: skip
     if cfg.get("resume"):
         path = os.path.join(out, "last.pt") if cfg["resume"] == "auto" else cfg["resume"]
-        from spikekit.train.checkpoint import CheckpointError
+        from spikekit.train.checkpoint import CheckpointError, load_checkpoint
 
         try:
-            trainer.resume(path)
+            ckpt = load_checkpoint(path)
+            trainer.load_state_dict(ckpt)
         except (CheckpointError, ValueError, RuntimeError) as e:
             raise CLIError(str(e).splitlines()[0]) from None
         say(f"resumed from {path} at epoch {trainer.epoch} (batch {trainer.batch_idx})")
+        for note in _resume_notes(cfg, ckpt):
+            say(note)
     if rank == 0 and cfg["progress"]:
         say(
             f"training {cfg['model']} ({cfg['neuron']}) on {cfg['dataset']}: T={cfg['T']}, encoder={clf_encoder(cfg, bundle)}, "
@@ -413,9 +472,31 @@ def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
 
             x, _ = next(iter(bundle.test))
             with torch.no_grad():
-                xs = clf.encode(x[:1].to(cfg["device"])) if not bundle.temporal else x[:, :1]
+                xs = (
+                    clf.encode(x[:1].to(cfg["device"])) if not bundle.temporal else x[:, :1].to(cfg["device"])
+                )
             info["paths"].update(viz.run_plots(clf.model, xs, info["history"], os.path.join(out, "plots")))
     return info
+
+
+def _resume_notes(cfg: dict[str, Any], ckpt: dict[str, Any]) -> list[str]:
+    # The run's --device and precision flags decide, never the checkpoint's: a run written on a
+    # GPU resumes on a CPU-only machine (and the reverse) and says what changed.
+    old = ckpt.get("config") or {}
+    notes = []
+    was = old.get("device")
+    if was and str(was).split(":")[0] != cfg["device"].split(":")[0]:
+        notes.append(
+            f"note: the checkpoint was written on {was}; resuming on {cfg['device']} as --device says "
+            f"(its {str(was).split(':')[0]} random stream does not carry over, so the rest of the run "
+            f"is not bit-identical to an uninterrupted one)"
+        )
+    prec = ckpt.get("precision") or old.get("precision") or ("bf16" if old.get("bf16") else None)
+    if prec and prec != cfg["precision"]:
+        notes.append(
+            f"note: the checkpoint trained in {prec}; continuing in {cfg['precision']} as the flags say"
+        )
+    return notes
 
 
 def clf_encoder(cfg: dict[str, Any], bundle: Any) -> str:
@@ -425,8 +506,8 @@ def clf_encoder(cfg: dict[str, Any], bundle: Any) -> str:
 def run_train(args: argparse.Namespace) -> int:
     """``spikekit train``: returns the exit code (0 done, 2 bad input, 130 interrupted)."""
     cfg = resolve_config(args)
+    _setup_device(cfg)
     did_init = _init_distributed(cfg["device"])
-    cfg["device"] = _local_device(cfg["device"])
     try:
         rank, world = _rank_world()
         say = print if rank == 0 else (lambda *a, **k: None)
@@ -486,8 +567,10 @@ SWEEP_GROUPS: dict[str, list[tuple[str, dict[str, Any]]]] = {
 def run_sweep(args: argparse.Namespace) -> int:
     """``spikekit sweep``: one short run per configuration, one table (markdown + CSV) and a plot."""
     from spikekit.train.logger import write_csv
+    from spikekit.train.trainer import describe_device
 
     base = resolve_config(args, SWEEP_BASE)
+    _setup_device(base)
     out = base["out_dir"]
     groups = list(SWEEP_GROUPS)
     if args.only:
@@ -495,6 +578,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         bad = [g for g in groups if g not in SWEEP_GROUPS]
         if bad:
             raise CLIError(f"unknown sweep group(s) {', '.join(bad)}; expected {', '.join(SWEEP_GROUPS)}")
+    print(f"device: {describe_device(base['device'])}", flush=True)
     rows, curves = [], {}
     for g in groups:
         for name, change in SWEEP_GROUPS[g]:

@@ -2,7 +2,7 @@
 
 The split follows eve-mli: :class:`Classifier` knows *what* to compute for one batch
 (``step(batch) -> {"loss", "acc", "n"}``); :class:`Trainer` knows *how* to run it (optimiser,
-schedule, clipping, bf16 autocast, truncated BPTT, DDP, logging, checkpoints, Ctrl-C).
+schedule, clipping, bf16/fp16 autocast, truncated BPTT, DDP, logging, checkpoints, Ctrl-C).
 :func:`bptt_epoch` is snntorch's one-call BPTT epoch on top of both.
 """
 
@@ -12,9 +12,11 @@ import contextlib
 import math
 import os
 import random
+import re
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -26,9 +28,134 @@ from torch import Tensor, nn
 import spikekit as spk
 from spikekit.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
-__all__ = ["Classifier", "Trainer", "bptt_epoch", "rate_cross_entropy", "seed_everything", "get_encoder"]
+__all__ = [
+    "Classifier",
+    "Trainer",
+    "bptt_epoch",
+    "rate_cross_entropy",
+    "seed_everything",
+    "get_encoder",
+    "resolve_device",
+    "describe_device",
+    "check_precision",
+    "PRECISIONS",
+]
 
 Criterion = Callable[[Tensor, Tensor], Tensor]
+
+# Autocast dtype of each precision; fp32 runs without autocast.
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+DEVICE_SPEC = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(spec: str = "auto", local_rank: int | None = None) -> str:
+    """Turn a device request into the concrete device a run uses, or say why it cannot.
+
+    Args:
+        spec: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+            ``"mps"``.
+        local_rank: this process's ``LOCAL_RANK`` under torchrun, or ``None``. It picks the GPU
+            for ``"auto"`` and ``"cuda"`` (one GPU per process); an explicit ``"cuda:N"`` wins.
+
+    Returns:
+        ``"cpu"``, ``"mps"`` or ``"cuda:N"`` (always with an index, so the recorded config and
+        DDP's ``device_ids`` name one GPU).
+
+    Raises:
+        ValueError: ``spec`` is not one of the accepted forms, or names a device this machine
+            does not have.
+    """
+    s = str(spec).strip().lower()
+    if not DEVICE_SPEC.fullmatch(s):
+        raise ValueError(f"expected {DEVICE_CHOICES}, got {spec!r}")
+    if s == "auto":
+        s = "cuda" if torch.cuda.is_available() else "cpu"
+    if s == "cpu":
+        return "cpu"
+    if s == "mps":
+        if not _mps_available():
+            raise ValueError("expected a machine with an Apple MPS device for 'mps', but torch sees none")
+        return "mps"
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"expected a CUDA device for {spec!r}, but torch.cuda.is_available() is False on this machine "
+            f"(torch {torch.__version__}); use --device auto or cpu"
+        )
+    count = torch.cuda.device_count()
+    if ":" in s:
+        index = int(s.split(":", 1)[1])
+        where = f"got {s}"
+    elif local_rank is not None:
+        index = local_rank
+        where = f"got LOCAL_RANK={local_rank}"
+    else:
+        index = torch.cuda.current_device()
+        where = f"got cuda:{index}"
+    if index >= count:
+        raise ValueError(
+            f"expected a CUDA index below the {count} visible device(s) (cuda:0..cuda:{count - 1}), {where}"
+        )
+    return f"cuda:{index}"
+
+
+def describe_device(device: str | torch.device) -> str:
+    """One human line for a resolved device, e.g. ``"cuda:0 (NVIDIA H200)"`` or ``"cpu (no CUDA device available)"``.
+
+    Args:
+        device: a device as :func:`resolve_device` returns it.
+
+    Returns:
+        The device followed by what it is, or why it was chosen.
+    """
+    d = torch.device(device)
+    if d.type == "cuda":
+        return f"{d} ({torch.cuda.get_device_name(d)})"
+    if d.type == "cpu":
+        return "cpu (no CUDA device available)" if not torch.cuda.is_available() else "cpu (as requested)"
+    return f"{d}"
+
+
+def check_precision(precision: str, device_type: str) -> None:
+    """Fail early, with the reason, when ``precision`` cannot run on ``device_type``.
+
+    Args:
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        device_type: ``"cpu"``, ``"cuda"``, ``"mps"``.
+
+    Raises:
+        ValueError: unknown precision, or the installed torch has no autocast (or no GradScaler,
+            for fp16) of that dtype on that device; torch would otherwise only warn and quietly
+            train in fp32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"expected precision {', '.join(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return
+    problem = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            torch.autocast(device_type, dtype=dtype)
+            if precision == "fp16":
+                torch.amp.GradScaler(device_type)
+        except (RuntimeError, ValueError) as e:
+            problem = str(e)
+    # Where the dtype or device is unsupported torch warns "... Disabling ..." and goes on in fp32.
+    problem = problem or next((str(w.message) for w in caught if "disabl" in str(w.message).lower()), None)
+    if problem:
+        first = problem.strip().splitlines()[0]
+        raise ValueError(
+            f"expected a device where torch {torch.__version__} supports {precision} autocast, "
+            f"but on {device_type} it says: {first}"
+        )
 
 
 def rate_cross_entropy(outs: Tensor, y: Tensor) -> Tensor:
@@ -127,18 +254,24 @@ class Trainer:
         train_loader: training batches ``(x, y)``.
         test_loader: evaluation batches, or ``None``.
         scheduler: LR scheduler stepped once per epoch, or ``None``.
-        clip_grad: max global gradient norm, or ``None``.
-        bf16: run forward and loss under ``torch.autocast(dtype=bfloat16)``.
+        clip_grad: max global gradient norm, or ``None`` (with fp16 the gradients are unscaled first).
+        bf16: run forward and loss under ``torch.autocast(dtype=bfloat16)``; the same as
+            ``precision="bf16"`` (kept for existing callers).
         tbptt: truncated BPTT window ``k`` (update and detach every ``k`` steps); ``None`` is full BPTT.
         out_dir: where ``metrics.csv``, TensorBoard events and checkpoints go (``None``: nowhere).
         progress: show a progress bar (tqdm if installed, else one line per epoch).
         config: plain-data run configuration stored in checkpoints.
         callbacks: objects with optional ``on_batch_end(trainer, info)`` / ``on_epoch_end(trainer, row)``.
-        device: torch device.
+        device: torch device (see :func:`resolve_device` for ``"auto"``).
         max_batches: stop each training epoch after this many batches (smoke tests, quick looks).
+        precision: ``"fp32"`` (default), ``"bf16"`` (autocast, no scaling) or ``"fp16"`` (autocast
+            and a ``torch.amp.GradScaler``, whose state is checkpointed).
 
     Under an initialised torch.distributed group the classifier is wrapped in
     ``DistributedDataParallel`` and only rank 0 logs and writes checkpoints.
+
+    The per-batch path never waits for the device: running loss/accuracy sums stay on the device
+    and are read once per epoch (and at most once a second for a progress bar on an accelerator).
     """
 
     def __init__(
@@ -158,25 +291,38 @@ class Trainer:
         callbacks: Iterable[Any] = (),
         device: str | torch.device = "cpu",
         max_batches: int | None = None,
+        precision: str | None = None,
     ) -> None:
         import torch.distributed as dist
 
         if tbptt is not None and tbptt <= 0:
             raise ValueError(f"tbptt must be a positive number of steps or None, got {tbptt}")
+        if precision is None:
+            precision = "bf16" if bf16 else "fp32"
+        elif bf16 and precision != "bf16":
+            raise ValueError(f"bf16=True contradicts precision={precision!r}; give one of them")
+        device = resolve_device(str(device)) if str(device) == "auto" else device
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            # DDP's device_ids and the recorded config need one GPU, not "whichever is current".
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        check_precision(precision, self.device.type)
+        self.precision = precision
         self.classifier = classifier
         self.optimizer = optimizer
         self.train_loader = train_loader
         self.test_loader = test_loader
         self.scheduler = scheduler
         self.clip_grad = clip_grad
-        self.bf16 = bf16
+        self.bf16 = precision == "bf16"
         self.tbptt = tbptt
         self.out_dir = out_dir
         self.progress = progress
         self.config = dict(config or {})
         self.callbacks = list(callbacks)
-        self.device = torch.device(device)
         self.max_batches = max_batches
+        # Disabled (fp32, bf16) it passes the loss and the step straight through.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.net: nn.Module = classifier
@@ -184,30 +330,46 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.net = DistributedDataParallel(
-                classifier, device_ids=None if self.device.type == "cpu" else [self.device]
+                classifier, device_ids=[self.device] if self.device.type == "cuda" else None
             )
         # Position and running sums, so an interrupted epoch resumes exactly where it stopped.
+        # float64 keeps the sums what Python floats gave before they moved to the device (MPS has
+        # no float64).
+        self._sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         self.epoch = 0
         self.batch_idx = 0
-        self._sums = [0.0, 0.0, 0]  # loss * n, correct, n
+        self._sums = self._zero_sums()  # loss * n, correct, n
         self.history: list[dict[str, float]] = []
         self.best_acc = -1.0
         self.interrupted = False
-        self._stop = False
+        self._stop = False  # asked for here (Ctrl-C)
+        self._stop_agreed = False  # under DDP: every rank has seen some rank ask
+        self._vote: Any = None  # the in-flight stop vote under DDP
+        self._vote_buf = torch.zeros(1, dtype=torch.uint8)
+        self._vote_group = _cpu_group() if self.distributed else None
         self._logger: Any = None
 
     # ------------------------------------------------------------------ one batch
+    def _zero_sums(self) -> Tensor:
+        return torch.zeros(3, dtype=self._sum_dtype, device=self.device)
+
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        dtype = PRECISIONS[self.precision]
+        return torch.autocast(self.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
     def _update(self, loss: Tensor, sync: bool = False) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if sync:
             self._average_gradients()
         if self.clip_grad is not None:
+            # The clip threshold is in true gradient units, not fp16-scaled ones.
+            self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.classifier.parameters(), self.clip_grad)
-        self.optimizer.step()
+        # With fp16 this skips the step when a gradient overflowed (GradScaler reads that flag
+        # on the host: the one sync fp16 needs unless the optimiser is a fused one).
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def _average_gradients(self) -> None:
         # Truncated BPTT runs several forwards per backward, which DDP's hooks do not allow;
@@ -230,7 +392,8 @@ class Trainer:
             return info
         # Truncated BPTT: step through time carrying state, update every k steps, cut the graph.
         T, k = xs.shape[0], self.tbptt
-        outs_all, loss_sum = [], 0.0
+        outs_all: list[Tensor] = []
+        loss_sum = torch.zeros((), dtype=self._sum_dtype, device=self.device)
         with spk.stepwise(clf.model):
             for start in range(0, T, k):
                 with self._autocast():
@@ -239,9 +402,9 @@ class Trainer:
                 self._update(loss, sync=self.distributed)
                 spk.detach_state(clf.model)
                 outs_all.append(outs.detach())
-                loss_sum += float(loss.detach())
+                loss_sum += loss.detach().to(self._sum_dtype)
         info = clf.metrics(torch.cat(outs_all), y)
-        info["loss"] = torch.tensor(loss_sum)
+        info["loss"] = loss_sum.float()
         return info
 
     # ------------------------------------------------------------------ epochs
@@ -261,16 +424,36 @@ class Trainer:
         self._bar = None
         yield from loader
 
-    def _should_stop(self) -> bool:
-        # Under DDP every rank must stop at the same batch (else the others hang in all-reduce),
-        # so a Ctrl-C seen by any rank is shared before each batch.
-        if self.distributed:
-            import torch.distributed as dist
+    def _stopping(self) -> bool:
+        # Under DDP only the agreed flag may decide anything, else ranks part ways and hang.
+        return self._stop_agreed if self.distributed else self._stop
 
-            flag = torch.tensor([1.0 if self._stop else 0.0], device=self.device)  # nccl needs GPU tensors
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            self._stop = bool(flag.item())
-        return self._stop
+    def _should_stop(self) -> bool:
+        # A single process just reads its flag. Under DDP every rank must stop at the same batch
+        # (else the others hang in all-reduce), so the ranks vote: each call waits for the vote
+        # started one batch earlier and starts the next one. The vote is a uint8 on the CPU over
+        # gloo, so it never waits for the GPU, and it is asynchronous, so the hosts only meet
+        # once per batch where DDP already makes them meet. A Ctrl-C stops one batch later.
+        if not self.distributed:
+            return self._stop
+        import torch.distributed as dist
+
+        if self._collect_vote():
+            return True
+        self._vote_buf.fill_(int(self._stop))
+        self._vote = dist.all_reduce(
+            self._vote_buf, op=dist.ReduceOp.MAX, group=self._vote_group, async_op=True
+        )
+        return False
+
+    def _collect_vote(self) -> bool:
+        # Wait for the in-flight vote (if any); True once any rank has asked to stop.
+        if self._vote is not None:
+            self._vote.wait()
+            self._vote = None
+            if self._vote_buf[0]:  # a CPU tensor: no device sync
+                self._stop_agreed = True
+        return self._stop_agreed
 
     def train_epoch(self) -> dict[str, float]:
         """Run (the rest of) one training epoch; returns ``{"loss", "acc", "n"}`` averaged over it."""
@@ -282,10 +465,10 @@ class Trainer:
         if self.batch_idx > 0:
             # Skip what a resumed run already trained. Building those batches may draw from the
             # RNG (random augmentation in the collate), so put back the checkpointed RNG after.
-            saved = rng_state()
+            saved = rng_state(self.device)
             for _ in range(self.batch_idx):
                 next(batches)
-            set_rng_state(saved)
+            set_rng_state(saved, self.device)
 
         def done() -> bool:
             return self.max_batches is not None and self.batch_idx >= self.max_batches
@@ -293,29 +476,46 @@ class Trainer:
         # Stop checks come after a batch, never between building the next batch and training
         # on it: building may draw from the RNG, and the checkpoint must not include that draw.
         if self._should_stop() or done():
-            return self._epoch_means()
+            return self._end_epoch()
+        shown = -math.inf
         for i, (x, y) in enumerate(batches, start=self.batch_idx):
-            x, y = x.to(self.device), y.to(self.device)
+            # Pinned host batches (CUDA loaders) copy while the previous step still runs.
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             info = self._train_batch(x, y)
-            n = info["n"]
-            self._sums[0] += float(info["loss"].detach()) * n
-            self._sums[1] += float(info["acc"]) * n
-            self._sums[2] += n
+            self._accumulate(self._sums, info)
             self.batch_idx = i + 1
-            if self._bar is not None:
-                self._bar.set_postfix(
-                    loss=f"{self._sums[0] / self._sums[2]:.3f}", acc=f"{self._sums[1] / self._sums[2]:.3f}"
-                )
+            if self._bar is not None and (self.device.type == "cpu" or time.monotonic() - shown >= 1.0):
+                # Reading the sums waits for the device, so off the CPU the bar's numbers
+                # refresh once a second instead of every batch.
+                shown = time.monotonic()
+                loss, acc, seen = self._sums.tolist()
+                self._bar.set_postfix(loss=f"{loss / seen:.3f}", acc=f"{acc / seen:.3f}")
             for cb in self.callbacks:
                 if hasattr(cb, "on_batch_end"):
                     cb.on_batch_end(self, info)
             if self._should_stop() or done():
                 break
+        return self._end_epoch()
+
+    def _accumulate(self, sums: Tensor, info: dict[str, Any]) -> None:
+        # In place on the device, no read back: loss * n, correct, n (a Python int, so the
+        # count costs no copy).
+        n = info["n"]
+        vals = [
+            torch.as_tensor(info[k], device=self.device).detach().to(self._sum_dtype) for k in ("loss", "acc")
+        ]
+        sums[:2] += torch.stack(vals) * n
+        sums[2] += n
+
+    def _end_epoch(self) -> dict[str, float]:
+        # No vote may stay in flight past here: fit() decides on the agreed flag next.
+        self._collect_vote()
         return self._epoch_means()
 
     def _epoch_means(self) -> dict[str, float]:
-        n = max(self._sums[2], 1)
-        return {"loss": self._sums[0] / n, "acc": self._sums[1] / n, "n": self._sums[2]}
+        loss, acc, seen = self._sums.tolist()  # once per epoch: the only wait for the device
+        n = max(seen, 1.0)
+        return {"loss": loss / n, "acc": acc / n, "n": int(seen)}
 
     @torch.no_grad()
     def test(self, loader: Iterable[Any] | None = None) -> dict[str, float]:
@@ -325,24 +525,20 @@ class Trainer:
             raise ValueError("Trainer.test: no test loader was given")
         was_training = self.classifier.training
         self.classifier.eval()
-        sums = torch.zeros(3, dtype=torch.float64)
+        sums = self._zero_sums()
         for x, y in loader:
-            x, y = x.to(self.device), y.to(self.device)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             with self._autocast():
                 info = self.classifier.metrics(self.classifier(self.classifier.encode(x)), y)
-            sums += torch.tensor(
-                [float(info["loss"]) * info["n"], float(info["acc"]) * info["n"], info["n"]],
-                dtype=torch.float64,
-            )
+            self._accumulate(sums, info)
         if self.distributed:
             import torch.distributed as dist
 
-            sums = sums.to(self.device)
-            dist.all_reduce(sums)
-            sums = sums.cpu()
+            dist.all_reduce(sums)  # on the device: nccl needs GPU tensors, gloo takes CPU ones
         self.classifier.train(was_training)
-        n = max(float(sums[2]), 1.0)
-        return {"loss": float(sums[0]) / n, "acc": float(sums[1]) / n, "n": int(sums[2])}
+        loss, acc, seen = sums.tolist()
+        n = max(seen, 1.0)
+        return {"loss": loss / n, "acc": acc / n, "n": int(seen)}
 
     @contextlib.contextmanager
     def _sigint(self) -> Iterator[None]:
@@ -358,7 +554,8 @@ class Trainer:
                 raise KeyboardInterrupt
             self._stop = True
             if self.rank == 0:
-                print("\ninterrupt: stopping after this batch and saving a checkpoint...", file=sys.stderr)
+                when = "the next batch (the same one on every process)" if self.distributed else "this batch"
+                print(f"\ninterrupt: stopping after {when} and saving a checkpoint...", file=sys.stderr)
 
         old = signal.signal(signal.SIGINT, handler)
         try:
@@ -376,12 +573,12 @@ class Trainer:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
         t0 = time.perf_counter()
-        self._stop = False
+        self._stop = self._stop_agreed = False
         try:
             with self._sigint():
                 while self.epoch < epochs:
                     tr = self.train_epoch()
-                    if self._stop:
+                    if self._stopping():
                         break
                     te = self.test() if self.test_loader is not None else {"loss": math.nan, "acc": math.nan}
                     row = {
@@ -395,7 +592,7 @@ class Trainer:
                     }
                     self.epoch += 1
                     self.batch_idx = 0
-                    self._sums = [0.0, 0.0, 0]
+                    self._sums = self._zero_sums()
                     if self.scheduler is not None:
                         self.scheduler.step()
                     self.history.append(row)
@@ -410,8 +607,8 @@ class Trainer:
                         if hasattr(cb, "on_epoch_end"):
                             cb.on_epoch_end(self, row)
         except KeyboardInterrupt:
-            self._stop = True
-        if self._stop:
+            self._stop = self._stop_agreed = True
+        if self._stopping():
             self.interrupted = True
             path = self._save("last.pt")
             if self.rank == 0 and path:
@@ -461,15 +658,22 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch,
             "batch_idx": self.batch_idx,
-            "sums": list(self._sums),
-            "rng": rng_state(),
+            "sums": self._sums.tolist(),
+            "rng": rng_state(self.device),
+            "precision": self.precision,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "history": list(self.history),
             "best_acc": self.best_acc,
             "config": self.config,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (model, optimiser, scheduler, RNG, position, history)."""
+        """Restore from :meth:`state_dict` (model, optimiser, scheduler, fp16 scaler, RNG, position, history).
+
+        The run's own precision and device win over the checkpoint's: a fp16 scaler state is
+        restored only into a fp16 run (another run starts a fresh scale), and a checkpoint
+        written on a GPU loads onto the CPU (its GPU RNG state is then unused).
+        """
         if ckpt.get("format") != "spikekit-train/1":
             raise ValueError(f"not a spikekit training checkpoint (format {ckpt.get('format')!r})")
         self.classifier.model.load_state_dict(ckpt["model"])
@@ -477,10 +681,12 @@ class Trainer:
         if self.scheduler is not None and ckpt["scheduler"] is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.batch_idx = int(ckpt["epoch"]), int(ckpt["batch_idx"])
-        self._sums = [float(ckpt["sums"][0]), float(ckpt["sums"][1]), int(ckpt["sums"][2])]
+        self._sums = torch.tensor([float(v) for v in ckpt["sums"]], dtype=self._sum_dtype, device=self.device)
+        if self.scaler.is_enabled() and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.history = [dict(r) for r in ckpt["history"]]
         self.best_acc = float(ckpt["best_acc"])
-        set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"], self.device)
 
     def resume(self, path: str) -> None:
         """Load a checkpoint written by this trainer (safely, ``weights_only=True``) and continue from it."""
@@ -505,6 +711,7 @@ def bptt_epoch(
     bf16: bool = False,
     epoch: int | None = None,
     device: str | torch.device = "cpu",
+    precision: str | None = None,
 ) -> dict[str, float]:
     """One epoch of backpropagation through time in one call (snntorch ``backprop.BPTT``).
 
@@ -516,9 +723,10 @@ def bptt_epoch(
         criterion: ``criterion(outs [T, B, C], y) -> loss`` (default :func:`rate_cross_entropy`).
         encoder: ``"direct"``, ``"poisson"``, ``"none"`` or a callable ``(x, T) -> xs``.
         tbptt: truncated BPTT window, ``None`` for full BPTT.
-        clip_grad: gradient-norm clip. bf16: bf16 autocast.
+        clip_grad: gradient-norm clip. bf16: bf16 autocast (same as ``precision="bf16"``).
         epoch: epoch number for a shuffling sampler's ``set_epoch``.
         device: torch device.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :class:`Trainer`).
 
     Returns:
         ``{"loss", "acc", "n"}`` averaged over the epoch.
@@ -532,8 +740,28 @@ def bptt_epoch(
         tbptt=tbptt,
         progress=False,
         device=device,
+        precision=precision,
     )
     trainer.epoch = epoch or 0
     if epoch is None and hasattr(getattr(loader, "sampler", None), "set_epoch"):
         trainer.epoch = getattr(loader.sampler, "epoch", 0)  # leave the caller's sampler epoch as it is
     return trainer.train_epoch()
+
+
+_CPU_GROUP: tuple[Any, Any] | None = None  # (default group it was made for, gloo group)
+
+
+def _cpu_group() -> Any:
+    """A gloo group over every rank, for small host-side collectives (the stop vote).
+
+    ``None`` (the default group) when that already is gloo; otherwise (nccl) one extra gloo
+    group, made once per default group, since every rank must take part in making it.
+    """
+    import torch.distributed as dist
+
+    global _CPU_GROUP
+    if dist.get_backend() == "gloo":
+        return None
+    if _CPU_GROUP is None or _CPU_GROUP[0] is not dist.group.WORLD:
+        _CPU_GROUP = (dist.group.WORLD, dist.new_group(backend="gloo"))
+    return _CPU_GROUP[1]

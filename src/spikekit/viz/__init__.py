@@ -73,7 +73,8 @@ def plot_raster(spikes: Tensor, path: str, title: str = "spike raster", max_neur
     Returns:
         ``path``.
     """
-    s = spikes.detach().float().reshape(spikes.shape[0], -1)[:, :max_neurons]
+    # .cpu(): matplotlib takes numpy arrays, and a GPU run traces on the GPU.
+    s = spikes.detach().float().cpu().reshape(spikes.shape[0], -1)[:, :max_neurons]
     t, n = torch.nonzero(s > 0, as_tuple=True)
     fig = _figure()
     ax = fig.subplots()
@@ -91,7 +92,7 @@ def plot_raster(spikes: Tensor, path: str, title: str = "spike raster", max_neur
 
 def plot_membrane(v: Tensor, path: str, title: str = "membrane potential") -> str:
     """Membrane traces ``v`` ``[T, N]`` of a few neurons (one line each)."""
-    v = v.detach().float().reshape(v.shape[0], -1)
+    v = v.detach().float().cpu().reshape(v.shape[0], -1)
     fig = _figure()
     ax = fig.subplots()
     for i in range(min(v.shape[1], 20)):

@@ -162,55 +162,74 @@ def _spikekit_neuron(name: str, probe: Callable[[], Any] | None = None) -> tuple
     return neuron, {}
 
 
-def _layer_neuron(lib: str, name: str = "lif") -> Callable[[Any], Any]:
+def peer_lif(lib: str) -> Any:
+    """``lib``'s own LIF module as the benchmarks run it: tau 2 (beta 0.5), threshold 1, hard
+    reset to 0 (built on torch's current default device)."""
+    import torch
+
+    if lib == "snntorch":
+        import snntorch as snn
+
+        return snn.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero")
+    if lib == "norse":
+        from norse.torch import LIFBoxCell, LIFBoxParameters
+
+        # beta = 1 - dt * tau_mem_inv = 0.5
+        return LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(500.0), v_th=torch.tensor(1.0)), dt=0.001)
+    if lib == "spikingjelly":
+        from spikingjelly.activation_based import neuron
+
+        return neuron.LIFNode(tau=2.0, v_threshold=1.0, v_reset=0.0, step_mode="m")
+    raise ValueError(f"unknown library {lib!r}; expected one of {', '.join(LIBS)}")
+
+
+def _layer_neuron(
+    lib: str, name: str = "lif", module: Any = None, compile_step: bool = False
+) -> Callable[[Any], Any]:
     """``f(currents [T, B, n]) -> outputs [T, B, n]``: spikekit's neuron ``name``, or ``lib``'s
-    own LIF (tau 2, threshold 1, hard reset; the only neuron the peers are run with)."""
+    own LIF (:func:`peer_lif`, or ``module`` when given; the only neuron the peers are run
+    with). ``compile_step``: norse's cell stepped through ``torch.compile``."""
     import torch
 
     if lib == "spikekit":
         return _spikekit_neuron(name)[0]
     if name != "lif":
         raise ValueError(f"{lib} is benchmarked with its LIF only, not {name!r}")
+    node = peer_lif(lib) if module is None else module
+    if compile_step and lib != "norse":
+        raise ValueError(f"compile_step is for norse's stepped cell, not {lib}")
     if lib == "snntorch":
-        import snntorch as snn
-
-        lif = snn.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero")
 
         def f(xs: Any) -> Any:
-            mem = lif.init_leaky()
+            mem = node.init_leaky()
             out = []
             for x in xs:
-                spk, mem = lif(x, mem)
+                spk, mem = node(x, mem)
                 out.append(spk)
             return torch.stack(out)
 
         return f
     if lib == "norse":
-        from norse.torch import LIFBoxCell, LIFBoxParameters
-
-        # beta = 1 - dt * tau_mem_inv = 0.5
-        cell = LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(500.0), v_th=torch.tensor(1.0)), dt=0.001)
+        step = torch.compile(node) if compile_step else node
 
         def f(xs: Any) -> Any:
-            state = None
-            out = []
-            for x in xs:
-                z, state = cell(x, state)
+            # the first step makes the state (None -> tensors) eagerly, so a compiled step
+            # sees one signature
+            z, state = node(xs[0], None)
+            out = [z]
+            for x in xs[1:]:
+                z, state = step(x, state)
                 out.append(z)
             return torch.stack(out)
 
         return f
-    if lib == "spikingjelly":
-        from spikingjelly.activation_based import functional, neuron
+    from spikingjelly.activation_based import functional
 
-        node = neuron.LIFNode(tau=2.0, v_threshold=1.0, v_reset=0.0, step_mode="m")
+    def f(xs: Any) -> Any:
+        functional.reset_net(node)
+        return node(xs)
 
-        def f(xs: Any) -> Any:
-            functional.reset_net(node)
-            return node(xs)
-
-        return f
-    raise ValueError(f"unknown library {lib!r}; expected 'linear' or one of {', '.join(LIBS)}")
+    return f
 
 
 def _peak_rss_mb() -> float:

@@ -250,8 +250,9 @@ def test_every_op_matches_torch_on_special_values(op: str, dtype: torch.dtype) -
 
 
 # ----------------------------------------------------------------------------- compiled for a GPU
-def _compile_for_gpu(g: Any, io: str, name: str, **consts: Any) -> None:
-    """Compile one generated kernel for sm_90 with Triton's own compiler (no GPU needed)."""
+def _compile_for_gpu(g: Any, io: str, name: str, ct: str = "*fp32", **consts: Any) -> None:
+    """Compile one generated kernel for sm_90 with Triton's own compiler (no GPU needed):
+    ``io`` the input/output pointer type, ``ct`` that of the state and the rest."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -267,7 +268,7 @@ def _compile_for_gpu(g: Any, io: str, name: str, **consts: Any) -> None:
         elif a in ("T", "M", "PER", "K", "go_st", "go_sm"):
             sig[a] = "i32"
         else:
-            sig[a] = ptr.get(a, "*fp32")
+            sig[a] = ptr.get(a, ct)
     consts = {"BLOCK": 128, **({"SAVE": True} if name == "forward" else {}), **consts}
     k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32))
     assert k.asm.get("cubin"), f"{name}: no machine code"
@@ -286,13 +287,18 @@ def compile_every_neuron_for_a_gpu() -> None:
         _compile_for_gpu(g, "*bf16", "backward", go_sm=0)
         _compile_for_gpu(g, "*fp32", "backward_no_params", go_sm=1, PER=1)
         print("compiled", name, flush=True)
+    for op in sorted({*_TORCH_UNARY, *_TORCH_BINARY}):  # every op, in both compute precisions
+        _compile_for_gpu(_op_graphs(op), "*fp32", "forward")
+        _compile_for_gpu(_op_graphs(op), "*fp64", "forward", ct="*fp64")
+    print("compiled every op", flush=True)
 
 
 def test_every_kernel_compiles_for_a_hopper_gpu() -> None:
     """Triton's compiler (to sm_90 machine code, no GPU needed) checks what its interpreter
     does not: the types of loop-carried values, arguments specialised as constants (T or
     PER equal to 1, a broadcast gout's stride 0). bfloat16 in and out with float32 state, as
-    autocast training runs it. In a subprocess: this process runs Triton interpreted."""
+    autocast training runs it; and the program of every single op in float32 and float64 (the
+    helpers of ``_triton_rt``). In a subprocess: this process runs Triton interpreted."""
     import subprocess
     import sys
 
@@ -308,7 +314,7 @@ def test_every_kernel_compiles_for_a_hopper_gpu() -> None:
         timeout=600,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert res.stdout.count("compiled") == len(spk.list_neurons()), res.stdout
+    assert res.stdout.count("compiled") == len(spk.list_neurons()) + 1, res.stdout
 
 
 # ----------------------------------------------------------------------------- dispatch

@@ -249,6 +249,26 @@ def test_every_op_matches_torch_on_special_values(op: str, dtype: torch.dtype) -
     torch.testing.assert_close(s, b, rtol=0, atol=0, equal_nan=True, msg="the state must come back unchanged")
 
 
+@pytest.mark.parametrize("op", ["max", "min", "relu", "sign"])
+def test_the_cpu_printer_treats_nan_as_torch_does(op: str) -> None:
+    """The ops where Python's and numpy's NaN rules differ from torch's, through the numba
+    printer (the Triton printer's are checked above for every op)."""
+    pytest.importorskip("numba")
+    from spikekit.kernels import numba_cpu
+
+    g = _op_graphs(op)
+    vals = torch.tensor([math.nan, 1.0, -1.0, 0.0], dtype=torch.float64)
+    a, b = torch.meshgrid(vals, vals, indexing="ij") if op in _TORCH_BINARY else (vals, vals)
+    a, b = a.reshape(1, -1).contiguous(), b.reshape(1, -1).contiguous()
+    out = torch.empty_like(a)
+    c = torch.tensor(g.constants, dtype=a.dtype)
+    ck = torch.empty(0, 1, a.shape[1], dtype=a.dtype)
+    numba_cpu.run_forward(g, a, b.clone(), torch.empty(0, 1, dtype=a.dtype), c, out, ck, 16)
+    fn = _TORCH_UNARY.get(op)
+    want = fn(a) if fn is not None else _TORCH_BINARY[op](a, b)
+    torch.testing.assert_close(out, want, rtol=0, atol=0, equal_nan=True)
+
+
 # ----------------------------------------------------------------------------- compiled for a GPU
 def _compile_for_gpu(g: Any, io: str, name: str, ct: str = "*fp32", **consts: Any) -> None:
     """Compile one generated kernel for sm_90 with Triton's own compiler (no GPU needed):

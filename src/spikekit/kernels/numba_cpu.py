@@ -50,8 +50,8 @@ _TEMPLATES = {
     "mul": "({0} * {1})",
     "div": "({0} / {1})",
     "neg": "(-{0})",
-    "max": "max({0}, {1})",
-    "min": "min({0}, {1})",
+    "max": "_max({0}, {1})",  # torch.maximum/minimum propagate NaN; Python's max does not
+    "min": "_min({0}, {1})",
     "pow": "({0} ** {1})",
     "pow2": "({0} * {0})",
     "pow3": "({0} * {0} * {0})",
@@ -72,7 +72,7 @@ _TEMPLATES = {
     "abs": "abs({0})",
     "sign": "(ONE if {0} > ZERO else (-ONE if {0} < ZERO else ZERO))",  # torch.sign(nan) is 0
     "sigmoid": "(ONE / (ONE + _exp(-{0})))",
-    "relu": "max({0}, ZERO)",
+    "relu": "_max({0}, ZERO)",
     "isnan": "np.isnan({0})",
     "not": "(not {0})",
     "and": "({0} and {1})",
@@ -296,6 +296,16 @@ from spikekit.kernels._numba_rt import arg1, arg2, arg3, argint, claim, packed
 from spikekit.kernels._numba_rt import vexp as _exp
 
 BLOCK = {block}
+
+
+@njit(inline="always")
+def _max(a, b):
+    return a if (a > b or a != a) else b
+
+
+@njit(inline="always")
+def _min(a, b):
+    return a if (a < b or a != a) else b
 
 
 @njit(inline="always")

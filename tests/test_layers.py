@@ -53,7 +53,10 @@ def test_time_distributed_single_step_and_errors():
     conv = nn.Conv2d(1, 2, 3)
     td = TimeDistributed(conv)
     x = seq(3, 1, 6, 6)
-    torch.testing.assert_close(td(x), conv(x))  # one step [B, C, H, W], e.g. inside stepwise
+    with spk.stepwise(td):  # one step [B, C, H, W] is taken only inside stepwise
+        torch.testing.assert_close(td(x), conv(x))
+    with pytest.raises(ValueError, match="stepwise"):  # outside, never read as a sequence
+        td(x)
     with pytest.raises(ValueError, match=r"\[T, B, \*features\] with 3 feature dims"):
         td(seq(2, 3, 1, 1, 6, 6))
     with pytest.raises(ValueError, match="expected"):

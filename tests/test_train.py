@@ -30,7 +30,7 @@ from spikekit.train import (
 
 def _net() -> nn.Module:
     return nn.Sequential(
-        nn.Flatten(2),
+        spk.layers.Flatten(),  # nn.Flatten(2) would flatten [B, C, H, W] steps wrongly in stepwise (tbptt)
         nn.Linear(64, 32),
         spk.LIF(tau=2.0),
         nn.Dropout(0.2),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from spikekit.layers._mode import StepAware
 
 __all__ = ["SequenceDropout"]
 
 
-class SequenceDropout(nn.Module):
+class SequenceDropout(StepAware):
     """Drop the same units at every time step of a sequence (spikingjelly's ``layer.Dropout``).
 
     Per-step masks (``nn.Dropout`` on ``[T, B, ...]``) let a unit's information leak through
@@ -20,7 +22,9 @@ class SequenceDropout(nn.Module):
         batch_first: inputs are ``[B, T, *features]``.
 
     Shape:
-        ``[T, B, *features]`` -> same; the mask is ``[1, B, *features]``.
+        ``[T, B, *features]`` -> same; the mask is ``[1, B, *features]``. Inside
+        :func:`spikekit.stepwise` ``[B, *features]`` -> same, one mask drawn at the first step
+        and kept until the block ends or :func:`spikekit.reset`.
 
     Example:
         >>> import torch
@@ -38,9 +42,26 @@ class SequenceDropout(nn.Module):
         self.batch_first = bool(batch_first)
 
     def forward(self, xs: Tensor) -> Tensor:
+        if self._stream is not None:
+            if not self.training or self.p == 0.0:
+                return xs
+            mask = self._stream.state
+            if mask is None or mask.shape != xs.shape:
+                if mask is not None:
+                    raise ValueError(
+                        f"SequenceDropout: step shape {tuple(xs.shape)} differs from the mask "
+                        f"{tuple(mask.shape)} drawn at the first step; call spikekit.reset(model) between sequences"
+                    )
+                keep = 1.0 - self.p
+                mask = torch.empty_like(xs).bernoulli_(keep) / keep
+                self._stream.state = mask
+            return xs * mask
         if xs.ndim < 3:
             layout = "[B, T, *features]" if self.batch_first else "[T, B, *features]"
-            raise ValueError(f"SequenceDropout: expected {layout}, got shape {tuple(xs.shape)}")
+            raise ValueError(
+                f"SequenceDropout: expected {layout}, got shape {tuple(xs.shape)}; for one time step "
+                f"[B, *features] call the model inside `with spikekit.stepwise(model): ...`"
+            )
         if not self.training or self.p == 0.0:
             return xs
         t_dim = 1 if self.batch_first else 0

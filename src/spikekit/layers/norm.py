@@ -5,16 +5,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from spikekit.layers._mode import StepAware, sequence_hint, slice_hint
+
 __all__ = ["TdBatchNorm2d", "BNTT2d"]
 
 
-def _check_seq(xs: Tensor, who: str, channels: int) -> None:
-    if not isinstance(xs, Tensor) or xs.ndim != 5 or xs.shape[2] != channels:
+def _check_seq(xs: Tensor, who: str, channels: int, streaming: bool = False) -> None:
+    """``[T, B, C, H, W]`` in sequence mode, ``[B, C, H, W]`` inside ``stepwise``."""
+    ndim = 4 if streaming else 5
+    want = f"[B, {channels}, H, W] (one step, inside stepwise)" if streaming else f"[T, B, {channels}, H, W]"
+    if isinstance(xs, Tensor) and xs.ndim == 9 - ndim and xs.shape[-3] == channels:
+        hint = sequence_hint if streaming else slice_hint
+        raise ValueError(hint(who, tuple(xs.shape)).replace(": ", f": expected {want}; ", 1))
+    if not isinstance(xs, Tensor) or xs.ndim != ndim or xs.shape[-3] != channels:
         got = tuple(xs.shape) if isinstance(xs, Tensor) else type(xs).__name__
-        raise ValueError(f"{who}: expected [T, B, {channels}, H, W], got {got}")
+        raise ValueError(f"{who}: expected {want}, got {got}")
 
 
-class TdBatchNorm2d(nn.BatchNorm2d):
+class TdBatchNorm2d(nn.BatchNorm2d, StepAware):
     """Threshold-dependent batch norm (tdBN, Zheng et al., AAAI 2021).
 
     Statistics are taken per channel over time, batch and space jointly, and the normalised
@@ -32,7 +40,9 @@ class TdBatchNorm2d(nn.BatchNorm2d):
         eps, momentum, affine, track_running_stats: as :class:`torch.nn.BatchNorm2d`.
 
     Shape:
-        ``[T, B, C, H, W]`` -> same.
+        ``[T, B, C, H, W]`` -> same; inside :func:`spikekit.stepwise` ``[B, C, H, W]`` -> same
+        (in training mode the statistics are then over that step's batch only; in eval mode
+        both forms give the same result).
 
     Example:
         >>> import torch
@@ -58,22 +68,24 @@ class TdBatchNorm2d(nn.BatchNorm2d):
         self.v_th = float(v_th)
 
     def forward(self, xs: Tensor) -> Tensor:
-        _check_seq(xs, "TdBatchNorm2d", self.num_features)
+        _check_seq(xs, "TdBatchNorm2d", self.num_features, self.streaming)
+        if self.streaming:
+            return self._scaled(super().forward(xs))
         lead = xs.shape[:2]
-        y = super().forward(xs.flatten(0, 1))
+        return self._scaled(super().forward(xs.flatten(0, 1))).unflatten(0, lead)
+
+    def _scaled(self, y: Tensor) -> Tensor:
         scale = self.alpha * self.v_th
         if self.bias is None:
-            y = scale * y
-        else:
-            b = self.bias[:, None, None]
-            y = scale * (y - b) + b
-        return y.unflatten(0, lead)
+            return scale * y
+        b = self.bias[:, None, None]
+        return scale * (y - b) + b
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", alpha={self.alpha}, v_th={self.v_th}"
 
 
-class BNTT2d(nn.Module):
+class BNTT2d(StepAware):
     """Batch norm through time (BNTT, Kim & Panda 2021): a separate BN for every time step.
 
     Step ``t`` is normalised with statistics over ``(B, H, W)`` of that step only, and has its
@@ -85,7 +97,9 @@ class BNTT2d(nn.Module):
         eps, momentum, affine: as :class:`torch.nn.BatchNorm2d`.
 
     Shape:
-        ``[T, B, C, H, W]`` with ``T <= num_steps`` -> same.
+        ``[T, B, C, H, W]`` with ``T <= num_steps`` -> same. Inside :func:`spikekit.stepwise`
+        ``[B, C, H, W]`` -> same, the ``t``-th call since the block began (or since
+        :func:`spikekit.reset`) using the ``t``-th BN.
 
     Example:
         >>> import torch
@@ -111,7 +125,16 @@ class BNTT2d(nn.Module):
         )
 
     def forward(self, xs: Tensor) -> Tensor:
-        _check_seq(xs, "BNTT2d", self.num_features)
+        _check_seq(xs, "BNTT2d", self.num_features, self.streaming)
+        if self._stream is not None:
+            t = self._stream.state or 0  # the step index is this layer's carried state
+            if t >= len(self.bns):
+                raise ValueError(
+                    f"BNTT2d: step {t + 1} inside stepwise but the layer has {len(self.bns)} per-step "
+                    f"BNs; call spikekit.reset(model) between sequences, or build it with num_steps >= T"
+                )
+            self._stream.state = t + 1
+            return self.bns[t](xs)
         if xs.shape[0] > len(self.bns):
             raise ValueError(
                 f"BNTT2d: input has T={xs.shape[0]} steps but the layer has {len(self.bns)} per-step BNs "

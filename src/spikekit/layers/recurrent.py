@@ -94,10 +94,10 @@ class Recurrent(nn.Module):
             z, state = self.step(x, state)
             zs.append(z)
             states.append(state.neuron)
-        recorder = self.neuron._recorder
-        if recorder is not None:  # record() sees this neuron like any other
-            recorder.append(type(states[0])(*(torch.stack(f) for f in zip(*states, strict=True))))
         out = torch.stack(zs)
+        recorder = self.neuron._recorder
+        if recorder is not None:  # record() sees this neuron like any other: states and spikes
+            recorder.append((type(states[0])(*(torch.stack(f) for f in zip(*states, strict=True))), out))
         return (out.transpose(0, 1) if self.batch_first else out), state
 
     def forward(self, xs: Tensor) -> Tensor:
@@ -106,6 +106,14 @@ class Recurrent(nn.Module):
         if stream is not None:
             # The neuron's stream slot holds the whole recurrent state while stepping.
             z, stream.state = self.step(xs, stream.state)
+            recorder = self.neuron._recorder
+            if recorder is not None:  # one step: a time axis of length 1, as Neuron.forward records
+                recorder.append(
+                    (
+                        type(stream.state.neuron)(*(s.unsqueeze(0) for s in stream.state.neuron)),
+                        z.unsqueeze(0),
+                    )
+                )
             return z
         return self.scan(xs)[0]
 

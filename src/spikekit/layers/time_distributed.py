@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from spikekit.layers._mode import StepAware, sequence_hint, slice_hint
+
 __all__ = ["TimeDistributed", "Flatten", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "feature_ndim"]
 
 
@@ -37,7 +39,7 @@ def feature_ndim(module: nn.Module) -> int | None:
     return None
 
 
-class TimeDistributed(nn.Module):
+class TimeDistributed(StepAware):
     """Apply ``module`` (or several, in sequence) to every time step by folding T into the batch.
 
     The modules must treat samples independently (convolution, pooling, linear, dropout,
@@ -49,9 +51,11 @@ class TimeDistributed(nn.Module):
             folding two leading dims gives the same result in either order.
 
     Shape:
-        input ``[T, B, *in_features]`` -> output ``[T, B, *out_features]``. If the wrapped module
-        declares its sample rank (convolutions, pooling, 2d/3d batch norm) a single step
-        ``[B, *in_features]`` is also accepted, so the layer works inside :func:`spikekit.stepwise`.
+        input ``[T, B, *in_features]`` -> output ``[T, B, *out_features]``; inside
+        :func:`spikekit.stepwise` one step ``[B, *in_features]`` -> ``[B, *out_features]`` (the
+        module runs on it as is). If the wrapped module declares its sample rank (convolutions,
+        pooling, 2d/3d batch norm), a step given in sequence mode, or a sequence given inside
+        ``stepwise``, raises with the fix instead of folding the batch into time.
 
     Example:
         >>> import torch
@@ -82,8 +86,13 @@ class TimeDistributed(nn.Module):
         """
         if not isinstance(xs, Tensor):
             raise TypeError(f"TimeDistributed: expected a torch.Tensor, got {type(xs).__name__}")
+        who = f"TimeDistributed({type(self.module).__name__})"
+        if self.streaming:  # one time step [B, *features]: nothing to fold
+            if self._sample_ndim is not None and xs.ndim != self._sample_ndim + 1:
+                raise ValueError(sequence_hint(who, tuple(xs.shape)))
+            return self.module(xs)
         if self._sample_ndim is not None and xs.ndim == self._sample_ndim + 1:
-            return self.module(xs)  # one time step [B, *features] (stepwise mode)
+            raise ValueError(slice_hint(who, tuple(xs.shape)))
         if xs.ndim < 3 or (self._sample_ndim is not None and xs.ndim != self._sample_ndim + 2):
             layout = "[B, T, *features]" if self.batch_first else "[T, B, *features]"
             want = "" if self._sample_ndim is None else f" with {self._sample_ndim} feature dims"
@@ -98,8 +107,15 @@ class TimeDistributed(nn.Module):
         return "batch_first=True" if self.batch_first else ""
 
 
-class Flatten(nn.Module):
-    """Flatten every dim after the two leading (time, batch) ones: ``[T, B, *f] -> [T, B, prod(f)]``.
+class Flatten(StepAware):
+    """Flatten the features of every sample at every step, in either mode.
+
+    ``nn.Flatten()`` would merge the batch into the features of a sequence; this layer keeps the
+    leading dims: time and batch in sequence mode, batch inside :func:`spikekit.stepwise`.
+
+    Shape:
+        ``[T, B, *f]`` -> ``[T, B, prod(f)]`` (``[B, T, ...]`` likewise); inside ``stepwise``
+        ``[B, *f]`` -> ``[B, prod(f)]``.
 
     Example:
         >>> import torch
@@ -108,9 +124,17 @@ class Flatten(nn.Module):
     """
 
     def forward(self, xs: Tensor) -> Tensor:
-        if xs.ndim < 3:
-            raise ValueError(f"Flatten: expected [T, B, *features], got shape {tuple(xs.shape)}")
-        return xs.flatten(2)
+        lead = 1 if self.streaming else 2
+        if not isinstance(xs, Tensor) or xs.ndim < lead + 1:
+            got = tuple(xs.shape) if isinstance(xs, Tensor) else type(xs).__name__
+            layout = "[B, *features] (one step, inside stepwise)" if lead == 1 else "[T, B, *features]"
+            fix = (
+                ""
+                if lead == 1
+                else "; for one time step [B, *features] call the model inside `with spikekit.stepwise(model): ...`"
+            )
+            raise ValueError(f"Flatten: expected {layout}, got {got}{fix}")
+        return xs.flatten(lead)
 
 
 class MaxPool2d(TimeDistributed):

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from spikekit import surrogate as _sg
 from spikekit.neurons._math import RESETS, Options, detach_if_independent, fire, integrate, leak
+from spikekit.neurons._peer_keywords import peer_value_hint, unknown_keywords_message
 
 __all__ = [
     "Options",
@@ -76,12 +77,14 @@ def decay_from(
                     f"tau{what} must be >= dt (beta = 1 - dt/tau would be negative), got tau={tau}, dt={dt}"
                 )
         if _is_tensor_value(tau):
-            return (1 - dt / tau.detach().to(torch.float64)).to(torch.get_default_dtype())
+            # float64 here; the module stores it in the default dtype but keeps this exact
+            # value for float64 inputs (see Neuron._cast).
+            return 1 - dt / tau.detach().to(torch.float64)
         return float(1 - dt / float(tau))
     b = _host(beta)
     if b is not None and (not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or bool((b > 1).any())):
         raise ValueError(f"beta{what} must be in [0, 1], got {beta}")
-    return beta.detach().clone().to(torch.get_default_dtype()) if _is_tensor_value(beta) else float(beta)
+    return beta.detach().clone() if _is_tensor_value(beta) else float(beta)
 
 
 KINDS = ("real", "decay", "positive")
@@ -284,14 +287,17 @@ class Neuron(nn.Module):
                 raise TypeError(f"{who}() got multiple values for argument {n!r}")
             kwargs[n] = a
         accepted = cls._keywords()
-        unknown = sorted(set(kwargs) - set(accepted))
+        unknown = set(kwargs) - set(accepted)
         if unknown:
-            raise TypeError(
-                f"{who}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
-                f"accepted: {', '.join(accepted)}"
-            )
+            # A peer's keyword (threshold=, spike_grad=, ...) gets our equivalent in the message.
+            raise TypeError(unknown_keywords_message(who, unknown, accepted))
+        for k, v in kwargs.items():
+            hint = peer_value_hint(who, k, v, accepted)
+            if hint is not None:
+                raise ValueError(hint)
         dt = kwargs.pop("dt", 1.0)
         check_dt(dt, who)
+        self.dt = float(dt)
         changes = {f: kwargs.pop(f) for f in cls.options_used if f in kwargs}
         if "surrogate" in changes:
             if changes["surrogate"] is None:
@@ -369,9 +375,16 @@ class Neuron(nn.Module):
         self._learnt = frozenset(learnt)
         # The values as given, so reset_parameters() can rebuild them (e.g. after to_empty()).
         self._init_values = dict(values)
+        # Fixed parameters as given, in float64 on the CPU, with the dtype they are stored in:
+        # a float64 input then computes from these rather than from the float32 buffer (the
+        # buffers stay in the default dtype so state_dict, devices and kernels are unchanged).
+        self._exact: dict[str, tuple[Tensor, torch.dtype]] = {}
         for k, v in values.items():
             p = decl[k]
             t = self._initial(k, v)
+            exact = _host(v)
+            if k not in learnt and exact is not None and t.dtype != torch.float64:
+                self._exact[k] = (exact, t.dtype)
             if self._pending is not None:
                 p.check_learnable(_host(t) if k in learnt else None, name, v)
                 self._pending[k] = t
@@ -441,6 +454,40 @@ class Neuron(nn.Module):
             else:
                 vals.append(getattr(self, p.name))
         return self.params_type(*vals)
+
+    def __getattr__(self, name: str) -> Any:
+        """Learnt parameters under their public names (``neuron.beta``, ``neuron.tau``).
+
+        A learnt parameter is stored unconstrained (``beta_logit``), so nn.Module alone would
+        not find ``neuron.beta``; this reads it back constrained and differentiable. A time
+        constant (``tau``, ``tau_syn``...) reads ``dt / (1 - decay)`` for fixed and learnt
+        alike. Only parameters are exposed here, never state; the lookup runs only after
+        nn.Module's own (buffers, parameters, submodules) found nothing.
+
+        Args:
+            name: the attribute.
+
+        Returns:
+            The parameter's current value as a tensor.
+        """
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            pass
+        for p in type(self).parameters_decl:
+            if name != p.name and name != p.tau:
+                continue
+            if self.__dict__.get("_pending") is not None:
+                break  # shape='infer' before the first input: no value yet
+            if p.name in self.__dict__.get("_learnt", ()):
+                value = p.from_raw(super().__getattr__(p.raw_name))
+            elif name == p.tau and p.name in self.__dict__.get("_buffers", {}):
+                value = super().__getattr__(p.name)
+            else:
+                break
+            # Forward Euler: decay = 1 - dt / tau, so tau = dt / (1 - decay).
+            return value if name == p.name else self.__dict__.get("dt", 1.0) / (1 - value)
+        return super().__getattr__(name)  # nn.Module's own AttributeError
 
     def extra_repr(self) -> str:
         if self._pending is not None:
@@ -567,9 +614,34 @@ class Neuron(nn.Module):
                 raise ValueError(f"{name}: state.{f} is on {t.device} but the input is on {x.device}")
         return state
 
-    @staticmethod
-    def _cast(params: Any, x: Tensor) -> Any:
-        return type(params)(*(p.to(x.dtype) for p in params))
+    def _cast(self, params: Any, x: Tensor) -> Any:
+        """``params`` in ``x``'s dtype, with float64 precision for float64 ``x``.
+
+        A fixed parameter stored in float32 (the default dtype at construction) holds the
+        constructor's number rounded; for float64 ``x`` the number as given is used instead,
+        wherever the stored value still equals that rounding (so ``load_state_dict`` or an
+        in-place edit to another value is respected). ``module.double()`` keeps the rounded
+        value in float64, which the same test recognises.
+
+        Args:
+            params: the neuron's ``Params`` NamedTuple (from :meth:`params`).
+            x: the input whose dtype and device the parameters take.
+
+        Returns:
+            A ``Params`` NamedTuple of tensors in ``x.dtype``.
+        """
+        exact = self.__dict__.get("_exact") if x.dtype == torch.float64 else None
+        if not exact:
+            return type(params)(*(p.to(x.dtype) for p in params))
+        out = []
+        for name, p in zip(params._fields, params, strict=True):
+            p = p.to(x.dtype)
+            if name in exact:
+                e, stored = exact[name]
+                e = e.to(x.device)
+                p = torch.where(p == e.to(stored).to(x.dtype), e, p)
+            out.append(p)
+        return type(params)(*out)
 
     # ------------------------------------------------------------------ call forms
     def step(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
@@ -616,7 +688,7 @@ class Neuron(nn.Module):
             p = self._cast(self.params(), xs)
             if self._recorder is not None:
                 out, states = kernels.scan_trace(type(self).step_fn, xs, state, p, self.options)
-                self._recorder.append(states)
+                self._recorder.append((states, out))
                 state = type(state)(*(s[-1] for s in states))
             else:
                 out, state = kernels.scan(type(self).step_fn, xs, state, p, self.options)
@@ -630,9 +702,43 @@ class Neuron(nn.Module):
             out, new_state = self.step(xs, self._stream.state)
             self._stream.state = new_state
             if self._recorder is not None:
-                self._recorder.append(type(new_state)(*(s.unsqueeze(0) for s in new_state)))
+                self._recorder.append(
+                    (type(new_state)(*(s.unsqueeze(0) for s in new_state)), out.unsqueeze(0))
+                )
             return out
+        self._refuse_time_slice(xs)
         return self.scan(xs)[0]
+
+    def _refuse_time_slice(self, xs: Tensor) -> None:
+        """Raise when a sequence-mode call may have been given one time slice ``[B, *features]``.
+
+        Property 3 of DESIGN.md: a batch is never silently read as time. The feature rank
+        decides: with a declared (or inferred) ``shape`` an input of rank ``1 + len(shape)`` is
+        a slice. Without one, a 2-D input is ambiguous (``[B, F]`` after a ``Linear`` would run
+        as ``T = B`` steps of batch ``F``), so it is refused; ``shape=()`` declares one scalar
+        per sample and makes ``[T, B]`` a sequence. ``scan`` is not checked: calling it says
+        "this is a sequence", and the neuron is elementwise over batch and features.
+        """
+        if not isinstance(xs, Tensor) or not xs.is_floating_point():
+            return  # _check_x names the type or dtype, the more basic mistake
+        feat = None if self._pending is not None else self.shape
+        slice_ndim = 2 if feat is None else len(feat) + 1
+        if xs.ndim != slice_ndim:
+            return
+        name = type(self).__name__
+        layout = "[B, T, *features]" if self.batch_first else "[T, B, *features]"
+        why = (
+            f"its features are {feat}, so this is one time step [B, *features]"
+            if feat is not None
+            else "a 2-D input to a neuron without a declared shape is ambiguous: one time step "
+            "[B, F] would run as T=B steps of batch F"
+        )
+        raise ValueError(
+            f"{name}: got {tuple(xs.shape)} outside spikekit.stepwise, where a call takes a whole "
+            f"sequence {layout}; {why}. To run one step at a time and carry the state, call the "
+            f"model inside `with spikekit.stepwise(model): ...`; to run a sequence, give {layout}"
+            + (" (or declare shape=() for one scalar per sample)" if feat is None else "")
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         # Transient scopes (stepwise state, recorder) never travel with a pickled/copied model.

@@ -397,7 +397,8 @@ class Trainer:
         with spk.stepwise(clf.model):
             for start in range(0, T, k):
                 with self._autocast():
-                    outs = torch.cat([clf(xs[t : t + 1]) for t in range(start, min(start + k, T))])
+                    # inside stepwise one call is one time step [B, ...]
+                    outs = torch.stack([clf(xs[t]) for t in range(start, min(start + k, T))])
                     loss = clf.criterion(outs, y) * (outs.shape[0] / T)
                 self._update(loss, sync=self.distributed)
                 spk.detach_state(clf.model)

@@ -141,29 +141,28 @@ def plot_sweep(
 def trace_sample(model: nn.Module, xs: Tensor) -> dict[str, Any]:
     """Run ``model`` on ``xs`` ``[T, B, ...]`` and collect every neuron's outputs and state traces.
 
-    Spikes come from forward hooks on the neuron modules (a neuron's output), membranes from
-    :func:`spikekit.record`.
+    Both come from :func:`spikekit.record`, which every neuron reports to however it is
+    called: a forward hook would miss a neuron a wrapper steps directly (the one inside
+    ``Recurrent`` is called through ``neuron.step``, never ``neuron(...)``).
+
+    Args:
+        model: the model (run in eval mode, restored afterwards).
+        xs: its input.
 
     Returns:
-        ``{"outputs": {name: [T, B, ...]}, "states": Recording, "y": model output}``.
+        ``{"outputs": {name: [T, B, ...]}, "states": Recording, "y": model output}``; outputs
+        and states are time-first whatever the neuron's ``batch_first``.
     """
     import spikekit as spk
 
-    outs: dict[str, Tensor] = {}
-    hooks = [
-        m.register_forward_hook(lambda mod, inp, out, name=name: outs.__setitem__(name, out.detach()))
-        for name, m in spk.neurons_of(model)
-    ]
     was = model.training
     model.eval()
     try:
         with spk.record(model) as rec:
             y = model(xs)
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was)
-    return {"outputs": outs, "states": rec, "y": y}
+    return {"outputs": dict(rec.spikes), "states": rec, "y": y}
 
 
 def run_plots(

@@ -4,6 +4,8 @@ The public API is re-exported here explicitly. ``import spikekit`` needs only to
 numpy; plotting, datasets, NIR and fused-kernel JITs load lazily where they are used.
 """
 
+from typing import Any
+
 from spikekit import (
     decoding,
     encoding,
@@ -20,6 +22,7 @@ from spikekit import (
 from spikekit.models import create_model, list_models
 from spikekit.modes import (
     Recording,
+    check,
     detach_state,
     neurons_of,
     non_spike,
@@ -47,6 +50,26 @@ from spikekit.neurons import (
 )
 
 __version__ = "0.1.0"
+
+# Submodules that pull in optional or heavy dependencies (matplotlib, torchvision, tonic, the
+# peer libraries, the trainer) load on first attribute access (PEP 562), so ``spikekit.viz``
+# works after ``import spikekit`` while ``import spikekit`` itself stays torch + numpy only.
+_LAZY_SUBMODULES = frozenset({"bench", "compat", "data", "train", "viz"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f"spikekit.{name}")
+        globals()[name] = module  # later lookups skip __getattr__
+        return module
+    raise AttributeError(f"module 'spikekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_SUBMODULES)
+
 
 __all__ = [
     "__version__",
@@ -78,6 +101,7 @@ __all__ = [
     "get_neuron",
     "list_neurons",
     "stepwise",
+    "check",
     "detach_state",
     "reset",
     "record",
@@ -86,4 +110,4 @@ __all__ = [
     "non_spike",
     "set_surrogate",
     "neurons_of",
-]
+]  # the lazy submodules stay out of __all__ so ``from spikekit import *`` stays light too

@@ -128,13 +128,20 @@ def poisson(
         ``out[t] = 1[u_t < p]`` with ``u_t ~ U[0, 1)`` drawn independently per step and element,
         ``p = x`` (snntorch ``spikegen.rate``, spikingjelly ``PoissonEncoder``) or, when
         ``f_max`` is given, ``p = x * f_max * dt`` (norse ``poisson_encode``: a maximal rate in
-        Hz and a step in seconds). ``E[mean_t out] = p``.
+        Hz and a step in seconds). ``E[mean_t out] = clamp(p, 0, 1)``.
 
-    The uniforms are drawn as one ``torch.rand(T, *x.shape, generator=generator)`` call, the
-    same draw as norse's ``poisson_encode``, so a generator seeded alike gives the same spikes.
+    The two forms differ in what they accept and in how they draw, each as its peer does:
+
+    * ``p = x``: ``x`` must lie in [0, 1] (a probability; anything else raises). The uniforms
+      are one ``torch.rand(T, *x.shape)`` in ``x``'s dtype.
+    * ``f_max``: any real ``x`` (norse feeds normalised images with negative values); ``p <= 0``
+      never spikes and ``p >= 1`` always does. The uniforms are drawn exactly as norse's
+      ``poisson_encode`` draws them -- one ``torch.rand(T, *x.shape)`` in torch's default
+      dtype, cast to float32 -- so a generator seeded alike gives norse's spikes for float32
+      *and* float64 input (a float64 draw would consume the stream differently).
 
     Args:
-        x: intensities ``[B, *features]`` in [0, 1].
+        x: intensities ``[B, *features]``: in [0, 1] without ``f_max``, any real with it.
         T: number of time steps (> 0).
         generator: random generator (``None``: torch's global one).
         f_max: maximal firing rate (norse form); ``None`` uses ``p = x``.
@@ -151,22 +158,28 @@ def poisson(
         >>> zs.squeeze(1).T
         tensor([[0., 0., 0., 0.],
                 [1., 1., 1., 1.]])
+        >>> poisson(torch.tensor([[-0.4, 2.5]]), 3, f_max=1000.0).squeeze(1).T  # norse form
+        tensor([[0., 0., 0.],
+                [1., 1., 1.]])
     """
     _check_T(T, "poisson")
     x = _check_data(x, "poisson")
-    _check_unit(x, "poisson")
-    p = x
-    if f_max is not None:
-        if not (math.isfinite(f_max) and f_max >= 0 and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"poisson: f_max must be >= 0 and dt > 0, got f_max={f_max!r}, dt={dt!r}")
-        if f_max * dt > 1:
-            raise ValueError(
-                f"poisson: f_max * dt is the spike probability of x = 1 and must be <= 1, "
-                f"got f_max * dt = {f_max * dt:.4g} (f_max={f_max}, dt={dt})"
-            )
-        p = x * (f_max * dt)
-    u = torch.rand((T, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-    return _out((u < p.detach()).to(x.dtype), batch_first)
+    if f_max is None:
+        _check_unit(x, "poisson")
+        u = torch.rand((T, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
+        return _out((u < x.detach()).to(x.dtype), batch_first)
+    if not (math.isfinite(f_max) and f_max >= 0 and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"poisson: f_max must be >= 0 and dt > 0, got f_max={f_max!r}, dt={dt!r}")
+    if f_max * dt > 1:
+        # A configuration check, not an input check: f_max * dt is the rate of x = 1, and above 1
+        # it says the step is too long for the rate (any real x itself is fine, as in norse).
+        raise ValueError(
+            f"poisson: f_max * dt is the spike probability of x = 1 and must be <= 1, "
+            f"got f_max * dt = {f_max * dt:.4g} (f_max={f_max}, dt={dt})"
+        )
+    # norse: ``torch.rand(T, *shape).float() < dt * f_max * x`` -- same dtype, same product order.
+    u = torch.rand((T, *x.shape), generator=generator, device=x.device).float()
+    return _out((u < dt * f_max * x.detach()).to(x.dtype), batch_first)
 
 
 # ----------------------------------------------------------------------------- LIF-driven encoders
@@ -696,7 +709,8 @@ class Poisson(nn.Module):
 
     Args:
         T: number of time steps.
-        f_max: maximal rate (norse form ``p = x f_max dt``); ``None`` uses ``p = x``.
+        f_max: maximal rate (norse form ``p = x f_max dt``, any real ``x``, norse's draws);
+            ``None`` uses ``p = x`` with ``x`` in [0, 1].
         dt: step length in seconds (with ``f_max``).
         batch_first: return ``[B, T, *features]``.
 

@@ -67,10 +67,13 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model.
 
     Every model takes the same keyword arguments, plus its own (see its constructor):
-    ``num_classes=10``, ``in_channels=1``, ``input_size=28`` (int or ``(H, W)``),
+    ``num_classes=10``, ``in_channels``, ``input_size`` (int or ``(H, W)``; each model's
+    default fits its reference data: 1 channel and 28 px for the MNIST tutorials, 3 channels
+    and 32 px for VGG/ResNet, 8 px for ``digits_convnet``),
     ``neuron="lif"`` (a registered name or a :class:`~spikekit.neurons.Neuron` class),
     ``neuron_options=None`` (keyword arguments for every hidden neuron, overriding the
-    model's defaults), ``batch_first=False``.
+    model's defaults), ``batch_first=False``. The VGG and ResNet families also take
+    ``norm_layer`` (``"bn"``, ``"tdbn"``, ``"bntt"`` or ``None``).
 
     Args:
         name: a name from :func:`list_models`.

@@ -17,7 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from spikekit.layers import CONNECT, AdaptiveAvgPool2d, Flatten, MaxPool2d, TimeDistributed
-from spikekit.models._common import SpikingModel, make_neuron
+from spikekit.models._common import SpikingModel, check_norm_layer, make_neuron, make_norm, neuron_threshold
 from spikekit.models._registry import register_model
 from spikekit.neurons import Neuron
 
@@ -26,27 +26,54 @@ __all__ = ["BasicBlock", "SpikingResNet"]
 NeuronFactory = Any
 
 
-def _conv_bn(cin: int, cout: int, k: int, stride: int) -> tuple[TimeDistributed, TimeDistributed]:
-    conv = TimeDistributed(nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False))
-    return conv, TimeDistributed(nn.BatchNorm2d(cout))
+class _Norm:
+    """The model's ``norm_layer`` choice, made once and applied to every conv."""
+
+    def __init__(self, kind: str | None, num_steps: int, v_th: float) -> None:
+        self.kind, self.num_steps, self.v_th = check_norm_layer(kind), num_steps, v_th
+
+    def __call__(self, channels: int, *, residual: bool = False) -> nn.Module:
+        # tdBN scales the two branches that meet at a residual addition by 1/sqrt(2) (Zheng et al.).
+        alpha = 2**-0.5 if residual else 1.0
+        norm = make_norm(self.kind, channels, num_steps=self.num_steps, alpha=alpha, v_th=self.v_th)
+        return nn.Identity() if norm is None else norm
+
+
+def _conv_bn(
+    cin: int, cout: int, k: int, stride: int, norm: _Norm, residual: bool = False
+) -> tuple[TimeDistributed, nn.Module]:
+    # The conv keeps a bias only when no norm follows to absorb it (torchvision: bias=False + BN).
+    bias = norm.kind is None
+    conv = TimeDistributed(nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=bias))
+    return conv, norm(cout, residual=residual)
 
 
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN-neuron layers with a shortcut; ``connect=None`` is the spiking-ResNet
     block (add before the last neuron), ``"ADD"``/``"AND"``/``"IAND"`` the SEW block."""
 
-    def __init__(self, cin: int, cout: int, stride: int, node: NeuronFactory, connect: str | None) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        stride: int,
+        node: NeuronFactory,
+        connect: str | None,
+        norm: _Norm | None = None,
+    ) -> None:
         super().__init__()
-        self.conv1, self.bn1 = _conv_bn(cin, cout, 3, stride)
+        norm = norm or _Norm("bn", 1, 1.0)
+        self.conv1, self.bn1 = _conv_bn(cin, cout, 3, stride, norm)
         self.sn1 = node()
-        self.conv2, self.bn2 = _conv_bn(cout, cout, 3, 1)
+        # Spiking-ResNet adds the shortcut before the neuron: both branches meet there.
+        self.conv2, self.bn2 = _conv_bn(cout, cout, 3, 1, norm, residual=connect is None)
         self.sn2 = node()
         self.connect = None if connect is None else str(connect).upper()
         if self.connect is not None and self.connect not in CONNECT:
             raise ValueError(f"connect must be None or one of {', '.join(CONNECT)}, got {connect!r}")
         self.downsample: nn.Module | None = None
         if stride != 1 or cin != cout:
-            parts: list[nn.Module] = list(_conv_bn(cin, cout, 1, stride))
+            parts: list[nn.Module] = list(_conv_bn(cin, cout, 1, stride, norm, residual=self.connect is None))
             if self.connect is not None:
                 parts.append(node())  # SEW: the shortcut carries spikes too
             self.downsample = nn.Sequential(*parts)
@@ -69,6 +96,10 @@ class SpikingResNet(SpikingModel):
         width: channels of the first stage (64 in torchvision).
         stem: ``"imagenet"`` (7x7 stride-2 conv + 3x3 max-pool, as torchvision) or ``"cifar"``
             (3x3 stride-1 conv, no pool; for small inputs).
+        norm_layer: the norm after every conv: ``"bn"`` (torchvision's; statistics over
+            ``T * B``), ``"tdbn"`` (threshold-dependent BN, ``alpha = 1/sqrt(2)`` on the branches
+            of a residual addition), ``"bntt"`` (one BN per step, ``T <= norm_steps``) or ``None``.
+        norm_steps: number of per-step BNs with ``norm_layer="bntt"``.
         **common: ``num_classes``, ``in_channels``, ``input_size``, ``batch_first``.
 
     Shape:
@@ -84,6 +115,8 @@ class SpikingResNet(SpikingModel):
         neuron_options: Mapping[str, Any] | None,
         width: int = 64,
         stem: str = "imagenet",
+        norm_layer: str | None = "bn",
+        norm_steps: int = 16,
         **common: Any,
     ) -> None:
         super().__init__(**common)
@@ -95,11 +128,12 @@ class SpikingResNet(SpikingModel):
         def node() -> Neuron:
             return make_neuron(neuron, neuron_options)
 
+        norm = _Norm(norm_layer, norm_steps, neuron_threshold(neuron_options))
         if stem == "imagenet":
-            self.conv1, self.bn1 = _conv_bn(self.in_channels, width, 7, 2)
+            self.conv1, self.bn1 = _conv_bn(self.in_channels, width, 7, 2, norm)
             self.maxpool: nn.Module = MaxPool2d(3, 2, 1)
         else:
-            self.conv1, self.bn1 = _conv_bn(self.in_channels, width, 3, 1)
+            self.conv1, self.bn1 = _conv_bn(self.in_channels, width, 3, 1, norm)
             self.maxpool = nn.Identity()
         self.sn1 = node()
         cin = width
@@ -107,7 +141,7 @@ class SpikingResNet(SpikingModel):
             cout = width * 2**i
             blocks = [
                 BasicBlock(
-                    cin if j == 0 else cout, cout, (1 if i == 0 else 2) if j == 0 else 1, node, connect
+                    cin if j == 0 else cout, cout, (1 if i == 0 else 2) if j == 0 else 1, node, connect, norm
                 )
                 for j in range(n)
             ]
@@ -135,8 +169,8 @@ def _register(depth: int, sew: bool) -> None:
     def build(
         *,
         num_classes: int = 10,
-        in_channels: int = 1,
-        input_size: int | tuple[int, int] = 28,
+        in_channels: int = 3,
+        input_size: int | tuple[int, int] = 32,
         neuron: str | type[Neuron] = "lif",
         neuron_options: Mapping[str, Any] | None = None,
         batch_first: bool = False,
@@ -161,7 +195,8 @@ def _register(depth: int, sew: bool) -> None:
     build.__name__ = build.__qualname__ = name
     build.__doc__ = (
         f"{'SEW-' if sew else 'Spiking '}ResNet-{depth}; keyword arguments as :class:`SpikingResNet` "
-        f"(``width``, ``stem``{', ``connect`` (default ADD)' if sew else ''})."
+        f"(``width``, ``stem``, ``norm_layer``, ``norm_steps``{', ``connect`` (default ADD)' if sew else ''}); "
+        f"3 channels, 32 px by default."
     )
     register_model(
         name,

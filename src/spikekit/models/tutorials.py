@@ -31,12 +31,15 @@ __all__ = [
 
 NeuronSpec = str | type[Neuron]
 
-# snntorch's Leaky: mem = beta mem + x, subtract-reset applied at the next step.
+# snntorch's Leaky: mem = beta mem + x, subtract-reset applied at the next step; the reset
+# term is detached (snntorch's mem_reset: ``spike_grad(mem - thr).clone().detach()``), so no
+# gradient flows through it (without this the gradients differ from snntorch's by ~15 %).
 _SNNTORCH = {
     "beta": 0.9,
     "decay_input": False,
     "reset": "soft",
     "reset_delay": True,
+    "detach_reset": True,
     "surrogate": _sg.FastSigmoid(),
 }
 # norse LIFParameters(alpha=100, v_th=0.5) at dt=1 ms: tau_mem = 10 steps, tau_syn = 5 steps.

@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from spikekit.layers import AdaptiveAvgPool2d, Flatten, MaxPool2d, SequenceDropout, TimeDistributed
-from spikekit.models._common import SpikingModel, make_neuron
+from spikekit.models._common import SpikingModel, check_norm_layer, make_neuron, make_norm, neuron_threshold
 from spikekit.models._registry import register_model
 from spikekit.neurons import Neuron
 
@@ -57,8 +57,10 @@ class SpikingVGG(SpikingModel):
 
     Args:
         config: layer list (channels or ``"M"``), e.g. ``VGG_CONFIGS[11]``.
-        batch_norm: BN after every conv (BN over ``T * B`` samples, i.e. tdBN with
-            ``alpha * v_th = 1``).
+        norm_layer: the norm after every conv: ``"bn"`` (BN over ``T * B`` samples),
+            ``"tdbn"`` (threshold-dependent BN), ``"bntt"`` (one BN per step, ``T <= norm_steps``)
+            or ``None`` (no norm; torchvision's plain VGG).
+        norm_steps: number of per-step BNs with ``norm_layer="bntt"``.
         neuron, neuron_options: the neuron for every hidden layer.
         width: channels of the first stage (64 in torchvision); all stages scale with it.
         hidden: width of the two hidden classifier layers (4096 in torchvision).
@@ -74,9 +76,10 @@ class SpikingVGG(SpikingModel):
         self,
         config: Sequence[int | str],
         *,
-        batch_norm: bool,
+        norm_layer: str | None,
         neuron: str | type[Neuron],
         neuron_options: Mapping[str, Any] | None,
+        norm_steps: int = 16,
         width: int = 64,
         hidden: int = 4096,
         pool_size: int = 7,
@@ -89,6 +92,8 @@ class SpikingVGG(SpikingModel):
         pools = sum(1 for c in config if c == "M")
         if min(self.input_hw) < 2**pools:
             raise ValueError(f"SpikingVGG: input_size {self.input_hw} is too small for {pools} 2x2 max-pools")
+        norm_layer = check_norm_layer(norm_layer)
+        v_th = neuron_threshold(neuron_options)
         layers: list[nn.Module] = []
         cin = self.in_channels
         for c in config:
@@ -97,8 +102,9 @@ class SpikingVGG(SpikingModel):
                 continue
             cout = int(c) * width // 64
             layers.append(TimeDistributed(nn.Conv2d(cin, cout, 3, padding=1)))
-            if batch_norm:
-                layers.append(TimeDistributed(nn.BatchNorm2d(cout)))
+            norm = make_norm(norm_layer, cout, num_steps=norm_steps, v_th=v_th)
+            if norm is not None:
+                layers.append(norm)
             layers.append(make_neuron(neuron, neuron_options))
             cin = cout
         self.features = nn.Sequential(*layers)
@@ -125,16 +131,17 @@ def _register(depth: int, batch_norm: bool) -> None:
     def build(
         *,
         num_classes: int = 10,
-        in_channels: int = 1,
-        input_size: int | tuple[int, int] = 28,
+        in_channels: int = 3,
+        input_size: int | tuple[int, int] = 32,
         neuron: str | type[Neuron] = "lif",
         neuron_options: Mapping[str, Any] | None = None,
         batch_first: bool = False,
+        norm_layer: str | None = "bn" if batch_norm else None,
         **kwargs: Any,
     ) -> SpikingVGG:
         return SpikingVGG(
             VGG_CONFIGS[depth],
-            batch_norm=batch_norm,
+            norm_layer=norm_layer,
             neuron=neuron,
             neuron_options=neuron_options,
             num_classes=num_classes,
@@ -146,8 +153,10 @@ def _register(depth: int, batch_norm: bool) -> None:
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = (
-        f"Spiking VGG-{depth}{' with batch norm' if batch_norm else ''}; keyword arguments as "
-        f":class:`SpikingVGG` (``width``, ``hidden``, ``pool_size``, ``dropout``)."
+        f"Spiking VGG-{depth}{' with batch norm' if batch_norm else ''} for CIFAR-sized input by "
+        f"default (3 channels, 32 px); keyword arguments as :class:`SpikingVGG` (``norm_layer`` "
+        f"(default {'bn' if batch_norm else 'None'}), ``norm_steps``, ``width``, ``hidden``, "
+        f"``pool_size``, ``dropout``)."
     )
     register_model(name, reference=f"torchvision/spikingjelly vgg{depth}{'_bn' if batch_norm else ''}")(build)
     globals()[name] = build

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "surrogate_alpha": None,
     "encoder": "direct",
     "loss": "ce",
+    "decoder": "rate",
     "T": 4,
     "epochs": 10,
     "batch_size": 64,
@@ -53,36 +54,63 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
 }
 
-# Each reference tutorial's experiment. `fallback_epochs` caps epochs when the real data is
-# absent and the run falls back to the embedded digits (unless --epochs is given).
+# Each reference tutorial's experiment: its network, neuron, surrogate, encoder, loss, decoder,
+# optimiser and schedule (see /work/shared/references and the model docstrings). Without the
+# real data a preset runs the same network on the embedded digits: `fallback_size` upsamples the
+# 8x8 digits to the side the network's shapes need (None: the network takes 8x8 as it is), and
+# `fallback_epochs` caps the epochs (unless --epochs is given) and `fallback_batch_size` sets the
+# batch size (unless --batch-size is given): the digits have 1437 training images, 42x fewer than
+# MNIST, so the tutorial's batch would leave a handful of updates per epoch (12 at 128) and a
+# short run at chance. Each substitution is printed.
 PRESETS: dict[str, dict[str, Any]] = {
+    # eve-mli: 3 x (conv s2 + BN + IF), linear-IF-linear; Poisson input, CE of the time-mean output.
     "eve-mnist": {
         "dataset": "mnist", "model": "eve_mnist", "neuron": "if", "surrogate": "sigmoid",
-        "encoder": "poisson", "T": 5, "epochs": 10, "batch_size": 128, "lr": 1e-3,
-        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 5, "augment": False,
+        "encoder": "poisson", "loss": "ce", "decoder": "rate", "T": 5, "epochs": 10, "batch_size": 128,
+        "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 5,
+        "fallback_batch_size": 32, "fallback_size": 28, "augment": False,
     },
+    # norse: ConvNet(alpha=80) of current-based LIFs (norse's method="super" ignores alpha: FastSigmoid(1)),
+    # ConstantCurrentLIFEncoder(48), decode = log_softmax(max_t v), nll loss, Adam 1e-3, batch 256.
+    # Its transform normalises with MNIST's mean and std: without it no pixel (<= 1) drives the
+    # encoder's LIF (threshold 1) to a spike, and nothing learns.
     "norse-mnist-conv": {
-        "dataset": "mnist", "model": "norse_convnet", "neuron": "lif", "surrogate": "superspike",
-        "encoder": "direct", "T": 32, "epochs": 5, "batch_size": 32, "lr": 2e-3,
-        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2, "augment": False,
+        "dataset": "mnist", "model": "norse_convnet", "neuron": "cubalif", "surrogate": "superspike",
+        "surrogate_alpha": 1.0, "encoder": "constant_current_lif", "loss": "ce_max_membrane",
+        "decoder": "max_membrane", "normalize": (0.1307, 0.3081), "T": 48, "epochs": 5, "batch_size": 256, "lr": 1e-3,
+        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2,
+        "fallback_batch_size": 32, "fallback_size": 28, "augment": False,
     },
+    # snntorch quickstart: conv5(8)-pool-Leaky-conv5(16)-pool-Leaky-linear-Leaky (beta 0.9),
+    # fast_sigmoid(25), direct input for 25 steps, mse_count_loss(0.8, 0.2), spike-count decoding.
     "snntorch-quickstart": {
         "dataset": "mnist", "model": "snntorch_convnet", "neuron": "lif", "surrogate": "fast_sigmoid",
-        "surrogate_alpha": 25.0, "encoder": "direct", "loss": "mse_count", "T": 25, "epochs": 1,
-        "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none",
-        "fallback_epochs": 3, "augment": False,
+        "surrogate_alpha": 25.0, "encoder": "direct", "loss": "mse_count", "decoder": "rate", "T": 25,
+        "epochs": 1, "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
+        "schedule": "none", "fallback_epochs": 3, "fallback_batch_size": 16, "fallback_size": 28,
+        "augment": False,
     },
+    # spikingjelly: flatten-linear(no bias)-LIF(tau=2), Poisson input for 100 steps, MSE between
+    # the output firing rate and the one-hot label, rate decoding, Adam 1e-3, batch 128.
     "spikingjelly-lif-fc": {
         "dataset": "mnist", "model": "spikingjelly_fc", "neuron": "lif", "neuron_options": {"tau": 2.0},
-        "encoder": "poisson", "T": 100, "epochs": 100, "batch_size": 128, "lr": 1e-3,
-        "optimizer": "adam", "weight_decay": 0.0, "schedule": "none", "fallback_epochs": 2, "augment": False,
+        "encoder": "poisson", "loss": "mse_rate", "decoder": "rate", "T": 100, "epochs": 100,
+        "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none",
+        "fallback_epochs": 2, "fallback_batch_size": 16, "fallback_size": None, "augment": False,
     },
+    # snetx: spiking VGG-11 with BN, ATan surrogate, DirectEncoder(4), CE on the time-mean output.
     "snetx-vgg-cifar10": {
         "dataset": "cifar10", "model": "spiking_vgg11_bn", "neuron": "lif", "surrogate": "atan",
-        "encoder": "direct", "T": 4, "epochs": 200, "batch_size": 64, "lr": 0.1,
-        "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "fallback_epochs": 2, "augment": False,
+        "encoder": "direct", "loss": "ce", "decoder": "rate", "T": 4, "epochs": 200, "batch_size": 64,
+        "lr": 0.1, "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "fallback_epochs": 2,
+        "fallback_size": 32, "augment": False,
     },
 }  # fmt: skip
+
+# What --loss / --decoder / --encoder accept (the tutorials' choices, by their libraries' names).
+LOSSES = ("ce", "mse_count", "mse_rate", "ce_max_membrane")
+DECODERS = ("rate", "max_membrane")
+ENCODERS = ("direct", "poisson", "constant_current_lif", "none")
 
 
 class CLIError(Exception):
@@ -155,12 +183,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
       help="model constructor option, repeatable, e.g. --model-opt neuron_wise=false")  # fmt: skip
     a("--surrogate", help="surrogate gradient name, e.g. atan, sigmoid, fast_sigmoid")
     a("--surrogate-alpha", dest="surrogate_alpha", type=_positive_float, help="surrogate sharpness")
-    a("--encoder", choices=("direct", "poisson", "none"), help="input encoding (default direct)")
+    a("--encoder", choices=ENCODERS, help="input encoding (default direct)")
     a(
         "--loss",
-        choices=("ce", "mse_count"),
-        help="ce on the time-mean readout (default) or snntorch mse_count",
+        choices=LOSSES,
+        help="ce on the time-mean readout (default), snntorch mse_count, spikingjelly mse_rate "
+        "or norse ce_max_membrane",
     )
+    a("--decoder", choices=DECODERS,
+      help="prediction: argmax of the time-mean output (rate, default) or of max_t (max_membrane, norse)")  # fmt: skip
     a("-T", "--time-steps", dest="T", type=_positive_int, help="time steps per sample (default 4)")
     a("--epochs", type=_positive_int)
     a("--batch-size", dest="batch_size", type=_positive_int, help="global batch size (split over processes)")
@@ -237,6 +268,7 @@ def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None)
         if v is not None and k not in ("func", "preset", "neuron_opt", "model_opt", "only", "command")
     }
     cfg["epochs_given"] = "epochs" in given
+    cfg["batch_size_given"] = "batch_size" in given
     cfg.update(given)
     opts = dict(cfg.get("neuron_options") or {})
     opts.update(dict(getattr(args, "neuron_opt", None) or []))
@@ -330,18 +362,106 @@ def _load_data(cfg: dict[str, Any], say: Any) -> Any:
     except data.DatasetNotFoundError as e:
         if not cfg.get("preset"):
             raise CLIError(str(e)) from None
-        # Presets fall back to the embedded digits so they always run (and say so).
+        # Presets fall back to the embedded digits so they always run, with the tutorial's own
+        # network, encoder, loss and decoder; every substitution is printed.
         cfg["fallback_from"] = cfg["dataset"]
         cfg["dataset"], cfg["encoder"] = "digits", ("direct" if cfg["encoder"] == "none" else cfg["encoder"])
         if not cfg["epochs_given"]:
             cfg["epochs"] = min(cfg["epochs"], cfg.get("fallback_epochs", cfg["epochs"]))
+        if not cfg.get("batch_size_given") and cfg.get("fallback_batch_size"):
+            cfg["batch_size"] = int(cfg["fallback_batch_size"])
+            if cfg["batch_size"] % world:
+                msg = f"batch size {cfg['batch_size']} must be divisible by the {world} processes"
+                raise CLIError(msg) from None
+            per_rank = cfg["batch_size"] // world
         say(
             f"note: {e}\nnote: preset {cfg['preset']}: falling back to the embedded 8x8 digits ({cfg['epochs']} epochs)"
         )
-        return data.load(
+        bundle = data.load(
             "digits", batch_size=per_rank, seed=cfg["seed"], augment=bool(cfg["augment"]),
             pin_memory=_pin_memory(cfg["device"]),
         )  # fmt: skip
+        for line in _substitutions(cfg, bundle):
+            say(f"substitution: {line}")
+        return bundle
+
+
+_TUTORIAL_DATA = {"mnist": ("MNIST", 1, 28), "cifar10": ("CIFAR-10", 3, 32)}
+
+
+def _substitutions(cfg: dict[str, Any], bundle: Any) -> list[str]:
+    """What a preset's fallback run changes from its tutorial (one line each); sets ``cfg["resize"]``."""
+    name, channels, side = _TUTORIAL_DATA.get(cfg["fallback_from"], (cfg["fallback_from"], None, None))
+    h, w = bundle.input_size
+    n_train, n_test = len(bundle.train.dataset), len(bundle.test.dataset)
+    lines = [f"dataset: {name} -> the embedded digits ({n_train} train / {n_test} test images, {h}x{w})"]
+    size = cfg.get("fallback_size")
+    if size:
+        cfg["resize"] = int(size)
+        lines.append(
+            f"input size: {h}x{w} -> {size}x{size} (bilinear upsampling; the tutorial's network needs "
+            f"{size}x{size} inputs)"
+        )
+    else:
+        lines.append(
+            f"input size: {side}x{side} -> {h}x{w}, kept ({cfg['model']} takes any size: "
+            f"{bundle.in_channels * h * w} input features instead of {(channels or 1) * (side or 0) ** 2})"
+        )
+    if channels is not None and channels != bundle.in_channels:
+        lines.append(f"channels: {channels} -> {bundle.in_channels} (grey digits)")
+    if cfg["epochs"] != PRESETS[cfg["preset"]]["epochs"]:
+        lines.append(f"epochs: {PRESETS[cfg['preset']]['epochs']} -> {cfg['epochs']}")
+    if cfg["batch_size"] != PRESETS[cfg["preset"]]["batch_size"]:
+        per_epoch = -(-n_train // cfg["batch_size"])
+        lines.append(
+            f"batch size: {PRESETS[cfg['preset']]['batch_size']} -> {cfg['batch_size']} "
+            f"({per_epoch} updates per epoch on the digits)"
+        )
+    return lines
+
+
+class _Encode:
+    """The run's encoder as ``(x [B, ...], T) -> [T, B, ...]``, after the tutorial's transform:
+    upsampling to its input size (a preset's fallback) and ``(x - mean) / std`` normalisation
+    (``normalize``). A plain class: picklable, no state."""
+
+    def __init__(self, name: str, resize: int | None, normalize: Sequence[float] | None = None) -> None:
+        self.name, self.resize = name, resize
+        self.normalize = None if normalize is None else (float(normalize[0]), float(normalize[1]))
+
+    def __call__(self, x: Any, T: int) -> Any:
+        import torch.nn.functional as F
+
+        from spikekit import encoding
+        from spikekit.train.trainer import get_encoder
+
+        if self.resize is not None:
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        if self.normalize is not None:
+            x = (x - self.normalize[0]) / self.normalize[1]
+        if self.name == "constant_current_lif":
+            return encoding.constant_current_lif(x, T)
+        return get_encoder(self.name)(x, T)
+
+    def __repr__(self) -> str:
+        notes = [f"upsampled to {self.resize}x{self.resize}"] if self.resize else []
+        notes += (
+            [f"normalised by mean {self.normalize[0]}, std {self.normalize[1]}"] if self.normalize else []
+        )
+        return self.name + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _criterion(name: str) -> Any:
+    """The loss by name: ``None`` is the trainer's default CE of the time-mean output."""
+    from spikekit import losses
+
+    if name == "mse_count":
+        return losses.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2)  # snntorch quickstart
+    if name == "mse_rate":
+        return losses.mse_rate_loss()  # spikingjelly: MSE(rate, one-hot)
+    if name == "ce_max_membrane":
+        return losses.ce_max_membrane_loss()  # norse: nll(log_softmax(max_t v))
+    return None
 
 
 def _build(cfg: dict[str, Any], bundle: Any, say: Any) -> Any:
@@ -351,38 +471,35 @@ def _build(cfg: dict[str, Any], bundle: Any, say: Any) -> Any:
     from spikekit import models
     from spikekit.train.trainer import Classifier
 
-    def make(name: str) -> torch.nn.Module:
-        return models.create_model(
-            name, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-            input_size=bundle.input_size,
+    resize = cfg.get("resize")
+    size = (resize, resize) if resize else bundle.input_size
+    try:
+        net = models.create_model(
+            cfg["model"], num_classes=bundle.num_classes, in_channels=bundle.in_channels, input_size=size,
             neuron=cfg["neuron"], neuron_options=cfg["neuron_options"] or None, **cfg["model_options"],
         )  # fmt: skip
-
-    try:
-        net = make(cfg["model"])
-        if cfg.get("fallback_from"):
-            x, _ = next(iter(bundle.test))
-            with torch.no_grad():
-                net.eval()(torch.zeros(1, *x[:1].shape))
     except (TypeError, ValueError, RuntimeError) as e:
-        if not cfg.get("fallback_from"):
-            raise CLIError(f"cannot build model {cfg['model']!r}: {str(e).splitlines()[0]}") from None
-        say(
-            f"note: {cfg['model']} does not fit the 8x8 digits ({str(e).splitlines()[0]}); using digits_convnet"
-        )
-        cfg["model"] = "digits_convnet"
-        net = make("digits_convnet")
+        raise CLIError(f"cannot build model {cfg['model']!r}: {str(e).splitlines()[0]}") from None
     net.train()
     if cfg["surrogate"] is not None:
         kw = {} if cfg["surrogate_alpha"] is None else {"alpha": cfg["surrogate_alpha"]}
         spk.set_surrogate(net, cfg["surrogate"], **kw)
-    criterion = None
-    if cfg["loss"] == "mse_count":
-        from spikekit import losses
+    encoder: Any = "none" if bundle.temporal else _Encode(cfg["encoder"], resize, cfg.get("normalize"))
+    decoder = cfg.get("decoder") or "rate"
+    if decoder not in DECODERS:
+        raise CLIError(f"decoder: expected one of {', '.join(DECODERS)}, got {decoder!r}")
+    if decoder == "rate":
+        return Classifier(net, cfg["T"], encoder, _criterion(cfg["loss"]))
 
-        criterion = losses.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2)  # snntorch quickstart
-    encoder = "none" if bundle.temporal else cfg["encoder"]
-    return Classifier(net, cfg["T"], encoder, criterion)
+    class MaxMembraneClassifier(Classifier):
+        """norse's decoder: the class whose readout membrane peaks highest over time."""
+
+        def metrics(self, outs: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+            info = super().metrics(outs, y)
+            info["acc"] = (outs.detach().float().max(0).values.argmax(-1) == y).float().mean()
+            return info
+
+    return MaxMembraneClassifier(net, cfg["T"], encoder, _criterion(cfg["loss"]))
 
 
 def _optimizer(cfg: dict[str, Any], params: Any) -> tuple[Any, Any]:
@@ -500,7 +617,9 @@ def _resume_notes(cfg: dict[str, Any], ckpt: dict[str, Any]) -> list[str]:
 
 
 def clf_encoder(cfg: dict[str, Any], bundle: Any) -> str:
-    return "none (event frames)" if bundle.temporal else cfg["encoder"]
+    if bundle.temporal:
+        return "none (event frames)"
+    return cfg["encoder"] + (f" (upsampled to {cfg['resize']}x{cfg['resize']})" if cfg.get("resize") else "")
 
 
 def run_train(args: argparse.Namespace) -> int:

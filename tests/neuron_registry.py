@@ -88,6 +88,16 @@ CASES: list[NeuronCase] = [
         adapt=0.5,
         v_th=0.5,
     ),
+    # The reset is always one step late (snntorch's Alpha), so there is no reset_delay variant.
+    *_spiking(
+        spk.AlphaLIF,
+        ("tau_exc", "tau_inh", "v_th"),
+        delay=False,
+        decay_input=False,
+        tau_exc=4.0,
+        tau_inh=2.0,
+        v_th=0.3,
+    ),
     NeuronCase(spk.LI, {"tau": 3.0, "tau_syn": 2.0}, ("tau", "tau_syn", "v_leak")),
     NeuronCase(spk.LI, {"tau": 3.0, "tau_syn": None, "decay_input": False}, ("tau", "v_leak")),
     # The nonlinear neurons run away without a reset once the membrane passes the unstable fixed

@@ -165,8 +165,43 @@ def test_fused_kernel():
     torch.testing.assert_close(s.v, states.v[-1], **TOL)
 
 
-def test_unsupported_method_and_recurrent_raise():
+def test_unsupported_method_raises():
     with pytest.raises(NotImplementedError, match="'super' or 'triangle'"):
         C.LIFCell(C.LIFParameters(method="adjoint"))
-    with pytest.raises(NotImplementedError, match="Recurrent"):
-        C.LIFRecurrentCell(4, 5)
+
+
+@pytest.mark.parametrize("autapses", [False, True])
+@pytest.mark.parametrize("cfg", _grid(2, 5))
+def test_lif_recurrent_cell(cfg, autapses):
+    torch.manual_seed(7)
+    ref = norse.LIFRecurrentCell(
+        4,
+        6,
+        p=norse.LIFParameters(**{k: (_t(v) if k != "method" else v) for k, v in cfg.items()}),
+        autapses=autapses,
+        dt=DT,
+    ).double()
+    torch.manual_seed(7)  # norse's draw order and scale: the same seed gives the same weights
+    ours = C.LIFRecurrentCell(4, 6, p=C.LIFParameters(**cfg), autapses=autapses, dt=DT).double()
+    torch.testing.assert_close(ours.input_weights, ref.input_weights)
+    torch.testing.assert_close(ours.recurrent_weights, ref.recurrent_weights)
+    assert autapses or bool(ours.recurrent_weights.diagonal().eq(0).all())
+    xs = _randn((30, 3, 4), seed=47, scale=3.0, shift=1.0).requires_grad_()
+    z_o = _check(ours, ref, xs, [("z", "z"), ("v", "v"), ("i", "i")], 47)
+    # the weights' gradients too (norse masks the diagonal's gradient with a hook; ours by a mask)
+    ws_o = [ours.input_weights, ours.recurrent.weight]
+    ws_r = [ref.input_weights, ref.recurrent_weights]
+    g_o = torch.autograd.grad(_loss(*_zv(ours, xs), 48), ws_o)
+    g_r = torch.autograd.grad(_loss(*_zv(ref, xs), 48), ws_r)
+    for a, b in zip(g_o, g_r, strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+    assert autapses or bool(g_o[1].diagonal().eq(0).all())
+    # the whole-sequence scan is the same loop
+    z_seq, s = ours.scan(xs.detach())
+    _same_spikes(z_seq, z_o)
+    assert torch.equal(s.z, z_seq[-1])
+
+
+def _zv(cell, xs: Tensor) -> tuple[Tensor, Tensor]:
+    z, states = _run(cell, xs)
+    return z, _field(states, "v")

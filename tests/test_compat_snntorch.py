@@ -121,6 +121,59 @@ def test_leaky_grid(cfg):
     _compare_grads(ours, ref, xs, z_o, v_o, z_r, v_r, 21, tol, learnt)
 
 
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
+@pytest.mark.parametrize("learn", ["", "alpha", "beta", "threshold"])
+def test_alpha_matches_snntorch(reset, learn):
+    # snntorch 1.0's Alpha(learn_alpha=True) raises at construction (it assigns a clamped
+    # tensor to its alpha Parameter), so the reference's alpha is a leaf tensor that requires
+    # grad instead: the same gradient, without the flag.
+    ours = C.Alpha(
+        alpha=0.875,
+        beta=0.625,
+        threshold=0.75,  # snntorch keeps a fixed threshold in float32: exact values only
+        reset_mechanism=reset,
+        learn_alpha=learn == "alpha",
+        learn_beta=learn == "beta",
+        learn_threshold=learn == "threshold",
+    ).double()
+    xs = _randn((14, 3, 5), seed=31, scale=0.6, shift=0.3).requires_grad_()
+    p = ours._cast(ours.params(), xs)  # the values a float64 run uses
+    alpha = p.beta_exc.detach().clone().requires_grad_(learn == "alpha")
+    ref = snn.Alpha(
+        alpha=alpha,
+        beta=p.beta_inh.detach().clone(),
+        threshold=torch.tensor(0.75, dtype=F64),
+        reset_mechanism=reset,
+        learn_beta=learn == "beta",
+        learn_threshold=learn == "threshold",
+    )
+    z_r, (e_r, n_r, v_r) = _run(ref, xs, 3)
+    z_o, (e_o, n_o, v_o) = _run(ours, xs, 3)
+    if reset != "none":
+        _spiky(z_o)
+    _same_spikes(z_o, z_r)
+    for a, b in ((e_o, e_r), (n_o, n_r), (v_o, v_r)):
+        torch.testing.assert_close(a, b, **TOL)
+    ps_o, ps_r = [xs], [xs]
+    if learn == "alpha":
+        ps_o, ps_r = [xs, ours.beta_exc_logit], [xs, alpha]
+    elif learn == "beta":
+        ps_o, ps_r = [xs, ours.beta_inh_logit], [xs, ref.beta]
+    elif learn == "threshold":
+        ps_o, ps_r = [xs, ours.v_th], [xs, ref.threshold]
+    g_o = torch.autograd.grad(_loss(z_o, v_o, 31), ps_o)
+    g_r = torch.autograd.grad(_loss(z_r, v_r, 31), ps_r)
+    if learn in ("alpha", "beta"):  # ours learn the decay as sigmoid(w)
+        b = torch.sigmoid(ps_o[1]).detach()
+        g_o = (g_o[0], g_o[1] / (b * (1 - b)))
+    for go, gr in zip(g_o, g_r, strict=True):
+        torch.testing.assert_close(go, gr.to(go.dtype), **TOL_SNNTORCH)
+    # the whole sequence through the fused kernel gives the same spikes and final state
+    z_seq, s = ours.scan(xs.detach())
+    _same_spikes(z_seq, z_o)
+    torch.testing.assert_close(s.v, v_o[-1].detach(), **TOL)
+
+
 def test_leaky_fused_kernel_and_scan():
     ours = C.Leaky(beta=0.8, threshold=0.9)
     xs = _randn((10, 4, 6), seed=22, scale=0.6, shift=0.25)
@@ -268,7 +321,7 @@ def test_surrogate_defaults_match():
         (C.RLeaky, {"beta": 0.5, "linear_features": 3, "reset_mechanism": "zero"}, "reset_delay=False"),
         (C.Lapicque, {"beta": 0.5, "R": 2.0}, "R = 1"),
         (C.Lapicque, {"beta": 0.5, "learn_beta": True}, "R and C"),
-        (C.Alpha, {"alpha": 0.9, "beta": 0.8}, "no native"),
+        (C.Alpha, {"alpha": 0.8, "beta": 0.9}, "greater than beta_inh"),
         (C.Leaky, {"beta": 0.5, "spike_grad": lambda t: t}, "compat.snntorch.surrogate"),
     ],
 )
@@ -339,7 +392,7 @@ def test_ce_temporal_loss(inverse, reduction, weighted):
     torch.testing.assert_close(ours, ref, **TOL)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("pop", [False, True])
 def test_mse_count_loss(reduction, pop):
     zs = _spikes(33, Cn=8)
@@ -349,7 +402,22 @@ def test_mse_count_loss(reduction, pop):
     ours = C.functional.mse_count_loss(correct_rate=0.75, incorrect_rate=0.25, reduction=reduction, **kw)(
         zs, y
     )
+    assert ours.shape == ref.shape
     torch.testing.assert_close(ours, ref.double(), **TOL_LOSS)
+
+
+def test_multi_spike_temporal_loss_is_refused_for_snntorchs_bug():
+    """snntorch's multi-spike times lose a neuron's second spike when another neuron's first
+    spike falls on the same step; the compat loss refuses rather than copy or silently fix it."""
+    from snntorch.functional.loss import SpikeTime
+
+    zs = torch.zeros(6, 1, 2)
+    zs[1, 0, 0] = zs[2, 0, 0] = 1  # neuron 0 spikes at 1 and 2
+    zs[2, 0, 1] = zs[5, 0, 1] = 1  # neuron 1 first spikes at 2
+    times = SpikeTime.MultiSpike.apply(zs, 2, "cpu")[:, 0, 0]
+    assert times.tolist() == [1.0, 5.0]  # the bug: the second spike (t = 2) reads as none (T - 1)
+    with pytest.raises(NotImplementedError, match="spikes are lost"):
+        C.functional.mse_temporal_loss(multi_spike=True)
 
 
 @pytest.mark.parametrize("name", ["ce_rate_loss", "ce_count_loss"])

@@ -134,7 +134,8 @@ def test_no_state_in_state_dict(case: NeuronCase):
         n(_xs()[0])
         assert set(n.state_dict()) == keys
     assert set(n.state_dict()) == keys
-    assert keys == set(n.params_type._fields)  # only parameters, never the membrane
+    # only parameters (and the neuron's plain-data description), never the membrane
+    assert keys == {*n.params_type._fields, "_extra_state"}
 
 
 @cases
@@ -196,6 +197,7 @@ def test_registry_covers_every_exported_neuron():
         spk.LIF,
         spk.CubaLIF,
         spk.ALIF,
+        spk.AlphaLIF,
         spk.LI,
         spk.QIF,
         spk.EIF,

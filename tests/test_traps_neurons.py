@@ -103,7 +103,8 @@ def test_trace_sample_finds_the_neuron_inside_recurrent() -> None:
 
 def test_learnt_parameters_readable_under_public_names() -> None:
     n = spk.LIF(tau=4.0, v_th=0.5, learn=("tau", "v_th"))
-    assert set(n.state_dict()) == {"beta_logit", "v_th", "v_reset", "v_leak"}  # keys unchanged
+    # keys unchanged (plus the neuron's description)
+    assert set(n.state_dict()) == {"beta_logit", "v_th", "v_reset", "v_leak", "_extra_state"}
     assert torch.allclose(n.beta, torch.tensor(0.75)) and n.beta.requires_grad
     assert torch.allclose(n.tau, torch.tensor(4.0))
     n.tau.backward()  # differentiable down to the stored logit

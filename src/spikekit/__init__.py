@@ -41,6 +41,7 @@ from spikekit.neurons import (
     QIF,
     RF,
     AdEx,
+    AlphaLIF,
     CubaLIF,
     Izhikevich,
     Neuron,
@@ -54,21 +55,31 @@ __version__ = "0.1.0"
 # Submodules that pull in optional or heavy dependencies (matplotlib, torchvision, tonic, the
 # peer libraries, the trainer) load on first attribute access (PEP 562), so ``spikekit.viz``
 # works after ``import spikekit`` while ``import spikekit`` itself stays torch + numpy only.
-_LAZY_SUBMODULES = frozenset({"bench", "compat", "data", "train", "viz"})
+_LAZY_SUBMODULES = frozenset({"bench", "compat", "convert", "data", "export", "train", "viz"})
+
+# Functions defined in a lazy submodule, by the module that defines them (loaded the same way).
+_LAZY_FUNCTIONS = {
+    "load_model": "spikekit.train.load",
+    "to_nir": "spikekit.export.nir",
+    "from_nir": "spikekit.export.nir",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY_SUBMODULES:
+    if name in _LAZY_SUBMODULES or name in _LAZY_FUNCTIONS:
         import importlib
 
-        module = importlib.import_module(f"spikekit.{name}")
-        globals()[name] = module  # later lookups skip __getattr__
-        return module
+        if name in _LAZY_FUNCTIONS:
+            value = getattr(importlib.import_module(_LAZY_FUNCTIONS[name]), name)
+        else:
+            value = importlib.import_module(f"spikekit.{name}")
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
     raise AttributeError(f"module 'spikekit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY_SUBMODULES)
+    return sorted(set(globals()) | _LAZY_SUBMODULES | set(_LAZY_FUNCTIONS))
 
 
 __all__ = [
@@ -90,6 +101,7 @@ __all__ = [
     "LIF",
     "CubaLIF",
     "ALIF",
+    "AlphaLIF",
     "LI",
     "QIF",
     "EIF",

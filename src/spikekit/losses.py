@@ -256,6 +256,11 @@ class mse_count_loss(_Loss):
         self.num_classes = num_classes
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        err, y = self.class_errors(outputs, targets)
+        return self._finish(err.mean(-1), y)
+
+    def class_errors(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """The per-class terms ``(count - target)^2 / T`` ``[B, C]`` and the labels ``[B]``."""
         zs = self._outputs(outputs)
         T, n = zs.shape[0], zs.shape[-1]
         counts = zs.sum(0)
@@ -269,7 +274,7 @@ class mse_count_loss(_Loss):
         # snntorch truncates the scaled target counts to whole spikes
         on, off = int(T * self.correct_rate * scale), int(T * self.incorrect_rate * scale)
         target = target_one_hot(y, C, on=on, off=off).to(counts)
-        return self._finish((counts - target).square().mean(-1) / T, y)
+        return (counts - target).square() / T, y
 
 
 class mse_membrane_loss(_Loss):

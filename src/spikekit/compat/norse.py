@@ -11,17 +11,24 @@ norse itself is never imported.
 The state is spikekit's native state (``LIFState(v)``, ``CubaLIFState(v, i)``,
 ``LIState(v, i)``, ``IFState(v)``, ``AdExState(v, i, w)``): field names match norse's
 feed-forward states except AdEx, whose adaptation ``a`` is our ``w``.
+
+``LIFRecurrentCell`` is :class:`spikekit.layers.Recurrent` around the native ``CubaLIF`` (with
+norse's input and recurrent weight matrices, its initialisation and its detached reset); its
+one-step call takes and returns norse's ``LIFState(z, v, i)``.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from torch import Tensor
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from spikekit import surrogate as _sg
+from spikekit.layers.recurrent import Recurrent, RecurrentState
 from spikekit.neurons.adex import AdEx
-from spikekit.neurons.cuba_lif import CubaLIF
+from spikekit.neurons.cuba_lif import CubaLIF, CubaLIFState
 from spikekit.neurons.if_ import IF
 from spikekit.neurons.li import LI
 from spikekit.neurons.lif import LIF
@@ -38,6 +45,7 @@ __all__ = [
     "IAFCell",
     "LIFAdExCell",
     "LIFRecurrentCell",
+    "LIFState",
     "threshold_surrogate",
 ]
 
@@ -135,6 +143,21 @@ def _inv(p: Any, name: str) -> Any:
     return 1 / float(t)
 
 
+def _lif_keywords(p: Any, dt: float) -> dict[str, Any]:
+    """``spk.CubaLIF`` keywords of norse's ``LIFParameters`` ``p`` with time step ``dt``."""
+    return dict(
+        tau=_inv(p, "tau_mem_inv"),
+        tau_syn=_inv(p, "tau_syn_inv"),
+        dt=dt,
+        v_leak=_v(p, "v_leak"),
+        v_th=_v(p, "v_th"),
+        v_reset=_v(p, "v_reset"),
+        reset="hard",
+        decay_input=True,
+        surrogate=threshold_surrogate(p.method, _v(p, "alpha")),
+    )
+
+
 class _Cell:
     """norse's call form on top of a native neuron: ``z, s = cell(x, s)``, ``s=None`` first."""
 
@@ -199,18 +222,7 @@ class LIFCell(_Cell, CubaLIF):
     """
 
     def __init__(self, p: Any = None, dt: float = 0.001) -> None:
-        p = LIFParameters() if p is None else p
-        super().__init__(
-            tau=_inv(p, "tau_mem_inv"),
-            tau_syn=_inv(p, "tau_syn_inv"),
-            dt=dt,
-            v_leak=_v(p, "v_leak"),
-            v_th=_v(p, "v_th"),
-            v_reset=_v(p, "v_reset"),
-            reset="hard",
-            decay_input=True,
-            surrogate=threshold_surrogate(p.method, _v(p, "alpha")),
-        )
+        super().__init__(**_lif_keywords(LIFParameters() if p is None else p, dt))
 
 
 class LICell(_Cell, LI):
@@ -294,17 +306,108 @@ class LIFAdExCell(_Cell, AdEx):
         )
 
 
-class LIFRecurrentCell:
-    """norse ``LIFRecurrentCell`` is not provided yet (see docs/migration/norse.md).
+class LIFState(NamedTuple):
+    """norse ``LIFState`` of :class:`LIFRecurrentCell`: last spikes ``z``, membrane ``v``,
+    synaptic current ``i``, each ``[B, hidden_size]``."""
 
-    The native equivalent to check against norse is ``nn.Linear(input_size, hidden_size,
-    bias=False)`` followed by ``spk.layers.Recurrent(spk.CubaLIF(...), nn.Linear(hidden_size,
-    hidden_size, bias=False))``; its exactness against norse has not been tested.
+    z: Tensor
+    v: Tensor
+    i: Tensor
+
+
+class _RecurrentWeights(nn.Module):
+    """``z -> z W^T`` with norse's initialisation; without autapses the diagonal is held at 0.
+
+    norse zeroes the diagonal once and masks its gradient with a hook; multiplying by a mask
+    in the forward gives the same values and gradients and survives a loaded state dict.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(
-            "spikekit.compat.norse.LIFRecurrentCell is not implemented yet; build "
-            "nn.Linear(input_size, hidden_size, bias=False) followed by "
-            "spikekit.layers.Recurrent(spikekit.CubaLIF(...), nn.Linear(hidden_size, hidden_size, bias=False))"
-        )
+    def __init__(self, hidden_size: int, weight: Tensor | None, autapses: bool) -> None:
+        super().__init__()
+        if weight is None:
+            weight = torch.randn(hidden_size, hidden_size) * (2.0 / hidden_size) ** 0.5
+        self.weight = nn.Parameter(torch.as_tensor(weight).clone())
+        self.autapses = bool(autapses)
+        if not self.autapses:
+            with torch.no_grad():
+                self.weight.fill_diagonal_(0.0)
+
+    def forward(self, z: Tensor) -> Tensor:
+        w = self.weight
+        if not self.autapses:
+            w = w * (1 - torch.eye(w.shape[0], dtype=w.dtype, device=w.device))
+        return F.linear(z, w)
+
+
+class LIFRecurrentCell(Recurrent):
+    """norse ``LIFRecurrentCell``: a current-based LIF layer with input and recurrent weights.
+
+    Built as :class:`spikekit.layers.Recurrent` around ``spk.CubaLIF(**LIFCell's mapping,
+    detach_reset=True)`` (norse detaches the reset in its recurrent cell, not in ``LIFCell``)
+    and recurrent weights ``W_rec``, after the input weights ``W_in`` (no biases).
+    The weights are drawn as norse draws them (``randn * sqrt(2 / hidden_size)``, input first),
+    so the same seed gives the same initial weights.
+
+    Math:
+        ``j = i + W_in x + W_rec z_prev``; ``v_d = v + dt tau_mem_inv (v_leak - v + j)``;
+        ``z = H(v_d - v_th)``; ``v' = v_d`` reset to ``v_reset`` by the detached ``z``;
+        ``i' = (1 - dt tau_syn_inv) j``.
+
+    Args:
+        input_size, hidden_size: layer sizes.
+        p: :class:`LIFParameters` (or norse's). dt: time step (default 0.001).
+        input_weights, recurrent_weights: initial weights ``[hidden, input]``, ``[hidden, hidden]``.
+        autapses: allow self-connections (default ``False``: the diagonal of ``W_rec`` is 0
+            and gets no gradient).
+
+    Returns:
+        ``cell(x, state=None)`` returns ``(z, LIFState(z, v, i))``; ``cell.scan(xs, state=None)``
+        runs a ``[T, B, input_size]`` sequence and returns ``(zs, RecurrentState)``.
+
+    Shape:
+        ``x``: ``[B, input_size]``; ``z`` and every state field: ``[B, hidden_size]``.
+
+    Example:
+        >>> import torch
+        >>> cell = LIFRecurrentCell(2, 3)
+        >>> z, s = cell(torch.ones(4, 2))
+        >>> z.shape, s.v.shape, bool(cell.recurrent_weights.diagonal().eq(0).all())
+        (torch.Size([4, 3]), torch.Size([4, 3]), True)
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        p: Any = None,
+        input_weights: Tensor | None = None,
+        recurrent_weights: Tensor | None = None,
+        autapses: bool = False,
+        dt: float = 0.001,
+    ) -> None:
+        if input_weights is None:
+            input_weights = torch.randn(hidden_size, input_size) * (2.0 / hidden_size) ** 0.5
+        neuron = CubaLIF(**_lif_keywords(LIFParameters() if p is None else p, dt), detach_reset=True)
+        super().__init__(neuron, _RecurrentWeights(hidden_size, recurrent_weights, autapses))
+        self.input_weights = nn.Parameter(torch.as_tensor(input_weights).clone())
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+
+    @property
+    def recurrent_weights(self) -> Tensor:
+        """``W_rec`` ``[hidden_size, hidden_size]`` (norse's attribute name)."""
+        return self.recurrent.weight
+
+    def forward(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:  # type: ignore[override]
+        """One step in norse's call form: ``(z, LIFState(z, v, i))``; ``state=None`` starts at rest."""
+        if self.neuron._stream is not None:
+            raise RuntimeError(
+                "LIFRecurrentCell takes its state as an argument (norse's call form) and cannot run "
+                "inside spikekit.stepwise; use spikekit.layers.Recurrent there"
+            )
+        native = None if state is None else RecurrentState(CubaLIFState(state.v, state.i), state.z)
+        z, s = self.step(F.linear(x, self.input_weights), native)
+        return z, LIFState(z, s.neuron.v, s.neuron.i)
+
+    def scan(self, xs: Tensor, state: RecurrentState | None = None) -> tuple[Tensor, RecurrentState]:
+        """A whole sequence ``[T, B, input_size]``: ``(zs, RecurrentState)``."""
+        return super().scan(F.linear(xs, self.input_weights), state)

@@ -25,6 +25,7 @@ from spikekit import losses as _losses
 from spikekit import surrogate as _sg
 from spikekit.decoding import first_spike_time
 from spikekit.layers.recurrent import Recurrent, RecurrentState
+from spikekit.neurons.alpha_lif import AlphaLIF, AlphaLIFState
 from spikekit.neurons.cuba_lif import CubaLIF, CubaLIFState
 from spikekit.neurons.lif import LIF, LIFState
 
@@ -119,8 +120,13 @@ def _spike_grad(spike_grad: Any, who: str) -> _sg.Surrogate:
 # ============================================================================ neurons
 
 
-def _refuse(who: str, **given: Any) -> None:
-    """Raise for snntorch arguments spikekit cannot honour (never ignore them silently)."""
+def _refuse(who: str, reset_mechanism: str = "subtract", **given: Any) -> None:
+    """Raise for snntorch arguments spikekit cannot honour (never ignore them silently) and for an
+    unknown ``reset_mechanism``."""
+    if reset_mechanism not in _RESET:
+        raise ValueError(
+            f"{who}: reset_mechanism must be 'subtract', 'zero' or 'none', got {reset_mechanism!r}"
+        )
     fixes = {
         "init_hidden": "spikekit keeps state out of modules: pass the state yourself "
         "(spk, mem = lif(x, mem)), run a whole sequence with lif.scan(xs), or use a native "
@@ -221,6 +227,7 @@ class Leaky(_OneStep, LIF):
         who = type(self).__name__
         _refuse(
             who,
+            reset_mechanism,
             init_hidden=init_hidden,
             inhibition=inhibition,
             state_quant=state_quant,
@@ -229,10 +236,6 @@ class Leaky(_OneStep, LIF):
             graded_spikes_factor=graded_spikes_factor,
             learn_graded_spikes_factor=learn_graded_spikes_factor,
         )
-        if reset_mechanism not in _RESET:
-            raise ValueError(
-                f"{who}: reset_mechanism must be 'subtract', 'zero' or 'none', got {reset_mechanism!r}"
-            )
         learn = (("beta",) if learn_beta else ()) + (("v_th",) if learn_threshold else ())
         super().__init__(
             beta=beta,
@@ -301,16 +304,13 @@ class Synaptic(_OneStep, CubaLIF):
         who = type(self).__name__
         _refuse(
             who,
+            reset_mechanism,
             init_hidden=init_hidden,
             inhibition=inhibition,
             state_quant=state_quant,
             output=output,
             surrogate_disable=surrogate_disable,
         )
-        if reset_mechanism not in _RESET:
-            raise ValueError(
-                f"{who}: reset_mechanism must be 'subtract', 'zero' or 'none', got {reset_mechanism!r}"
-            )
         if reset_mechanism == "zero" and reset_delay:
             raise NotImplementedError(
                 f"{who}(reset_mechanism='zero', reset_delay=True): snntorch zeroes the whole next "
@@ -401,6 +401,7 @@ class Lapicque(_OneStep, LIF):
         who = type(self).__name__
         _refuse(
             who,
+            reset_mechanism,
             init_hidden=init_hidden,
             inhibition=inhibition,
             state_quant=state_quant,
@@ -462,20 +463,102 @@ class Lapicque(_OneStep, LIF):
         return z, s.v
 
 
-class Alpha:
-    """snntorch ``Alpha`` is not provided: no native spikekit neuron has its dynamics.
+class Alpha(_OneStep, AlphaLIF):
+    """snntorch ``Alpha``: membrane from an excitatory and an inhibitory exponential current.
 
-    Its membrane is ``log(alpha)/(log(beta) - log(alpha)) + 1`` times the sum of an
-    excitatory and an inhibitory exponential current; spikekit would need a new step function
-    (with kernels and NIR mapping), which this compatibility layer does not add.
+    Built as ``spk.AlphaLIF(beta_exc=alpha, beta_inh=beta, v_th=threshold, reset=...,
+    detach_reset=True)``; the reset is always one step late and detached, as snntorch's.
+
+    Math:
+        ``e' = alpha e + x``; ``n' = beta n - x``; ``mem' = c (e' + n')`` with
+        ``c = log(alpha) / (log(beta) - log(alpha)) + 1``; reset by the previous step's spike
+        (see :func:`spikekit.neurons.alpha_lif_step`); ``spk = H(mem' - threshold)``.
+
+    Args:
+        alpha: excitatory current decay, in (0, 1) and greater than ``beta``.
+        beta: inhibitory current decay, in (0, 1).
+        threshold, spike_grad, learn_threshold: see :class:`Leaky`.
+        learn_alpha, learn_beta: learn the decays (as ``sigmoid(w)``; snntorch clamps).
+        reset_mechanism: ``"zero"`` (snntorch's default for Alpha), ``"subtract"`` or ``"none"``.
+        init_hidden, inhibition, state_quant, output, surrogate_disable: only their defaults.
+
+    Returns:
+        ``alpha_neuron(x, syn_exc=None, syn_inh=None, mem=None)`` returns
+        ``(spk, syn_exc, syn_inh, mem)``.
+
+    Shape:
+        ``x`` and every state: ``[B, *features]``. ``.scan(xs)``: ``[T, B, *features]``.
+
+    Example:
+        >>> import torch
+        >>> neuron = Alpha(alpha=0.9, beta=0.8)
+        >>> spk, syn_exc, syn_inh, mem = neuron(torch.ones(1, 2))
+        >>> syn_exc.tolist(), syn_inh.tolist(), mem.tolist()
+        ([[1.0, 1.0]], [[-1.0, -1.0]], [[0.0, 0.0]])
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(
-            "spikekit.compat.snntorch.Alpha: snntorch's Alpha neuron has no native spikekit "
-            "neuron (its membrane is a scaled difference of two exponential currents). Use "
-            "Synaptic / spk.CubaLIF for a second-order LIF."
+    def __init__(
+        self,
+        alpha: float | Tensor,
+        beta: float | Tensor,
+        threshold: float | Tensor = 1.0,
+        spike_grad: Any = None,
+        surrogate_disable: bool = False,
+        init_hidden: bool = False,
+        inhibition: bool = False,
+        learn_alpha: bool = False,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        reset_mechanism: str = "zero",
+        state_quant: Any = False,
+        output: bool = False,
+    ) -> None:
+        who = type(self).__name__
+        _refuse(
+            who,
+            reset_mechanism,
+            init_hidden=init_hidden,
+            inhibition=inhibition,
+            state_quant=state_quant,
+            output=output,
+            surrogate_disable=surrogate_disable,
         )
+        learn = (
+            (("beta_exc",) if learn_alpha else ())
+            + (("beta_inh",) if learn_beta else ())
+            + (("v_th",) if learn_threshold else ())
+        )
+        super().__init__(
+            beta_exc=alpha,
+            beta_inh=beta,
+            v_th=threshold,
+            reset=_RESET[reset_mechanism],
+            detach_reset=True,
+            surrogate=_spike_grad(spike_grad, who),
+            learn=learn,
+        )
+
+    def init_alpha(self) -> tuple[Tensor, Tensor, Tensor]:
+        """snntorch's placeholder initial ``(syn_exc, syn_inh, mem)``: empty tensors, read as "at rest"."""
+        return torch.zeros(0), torch.zeros(0), torch.zeros(0)
+
+    reset_mem = init_alpha
+
+    def forward(  # type: ignore[override]
+        self,
+        x: Tensor,
+        syn_exc: Tensor | None = None,
+        syn_inh: Tensor | None = None,
+        mem: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One step: ``(spk, syn_exc, syn_inh, mem)``."""
+        self._no_stream()
+        given = [not _fresh(t) for t in (syn_exc, syn_inh, mem)]
+        if any(given) and not all(given):
+            raise ValueError(f"{type(self).__name__}: pass syn_exc, syn_inh and mem together, or none")
+        state = AlphaLIFState(mem, syn_exc, syn_inh) if all(given) else None
+        z, s = self.step(x, state)
+        return z, s.i_exc, s.i_inh, s.v
 
 
 class _OneToOne(nn.Module):
@@ -631,7 +714,7 @@ class mse_temporal_loss:
         target_is_time: targets are spike times ``[B, C]`` instead of labels.
         on_target, off_target: target times (negative: counted from the end).
         tolerance: distance (in steps) below which a time is not penalised.
-        multi_spike: refused (not implemented).
+        multi_spike: refused (snntorch 1.0's multi-spike times lose spikes; see the message).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         weight: refused (snntorch 1.0 broadcasts ``[B, C]`` losses against ``[B]`` weights).
 
@@ -653,7 +736,16 @@ class mse_temporal_loss:
         weight: Tensor | None = None,
     ) -> None:
         if multi_spike:
-            raise NotImplementedError("mse_temporal_loss(multi_spike=True) is not implemented in spikekit")
+            # snntorch 1.0 removes each found spike by zeroing that whole time step for every
+            # sample and neuron (it indexes the time axis with the [B, C] times), so a neuron
+            # spiking at t = 1, 2 next to one whose first spike is at 2 gets its second spike at
+            # "none": matching it would copy the bug, and a correct version would silently differ.
+            raise NotImplementedError(
+                "mse_temporal_loss(multi_spike=True) is not provided: snntorch 1.0's multi-spike "
+                "times zero a whole time step for every neuron once any neuron's spike is found "
+                "there, so later spikes are lost; use the first spike (multi_spike=False) or "
+                "spikekit.decoding.first_spike_time on your own masked spikes"
+            )
         if weight is not None:
             raise NotImplementedError(
                 "mse_temporal_loss(weight=...): snntorch 1.0 multiplies [B, C] losses by [B] weights "
@@ -728,7 +820,7 @@ class mse_count_loss(_losses.mse_count_loss):
 
     snntorch reduces its ``[B, C]`` squared count errors (divided by ``T``) over batch and
     classes: ``"sum"`` adds ``B C`` terms (spikekit: ``B`` class means) and ``"none"`` returns
-    ``[B, C]`` (spikekit: ``[B]``). ``"mean"`` is the same. ``weight`` is refused (snntorch
+    ``[B, C]`` (spikekit: ``[B]``); both are kept here. ``"mean"`` is the same. ``weight`` is refused (snntorch
     1.0 broadcasts it against ``[B, C]``, an error unless ``B == C``).
 
     Args:
@@ -767,16 +859,10 @@ class mse_count_loss(_losses.mse_count_loss):
             raise ValueError(f"mse_count_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        per_sample = super().__call__(outputs, targets)  # [B]: mean over classes of err^2 / T
-        if self._snn_reduction == "mean":
-            return per_sample.mean()
-        C = self.num_classes if self.population_code else outputs.shape[-1]
-        if self._snn_reduction == "sum":
-            return per_sample.sum() * C
-        raise NotImplementedError(
-            "mse_count_loss(reduction='none'): the [B, C] per-class terms are not exposed by "
-            "spikekit's loss; use reduction='mean' or 'sum'"
-        )
+        err, _ = self.class_errors(outputs, targets)  # [B, C]: (count - target)^2 / T
+        if self._snn_reduction == "none":
+            return err
+        return err.sum() if self._snn_reduction == "sum" else err.mean()
 
 
 functional = SimpleNamespace(

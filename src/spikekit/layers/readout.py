@@ -35,3 +35,25 @@ class LILinear(nn.Module):
 
     def forward(self, xs: Tensor) -> Tensor:
         return self.li(self.linear(xs))
+
+    def nir_wiring(self) -> tuple[dict[str, nn.Module], list[tuple[str, str]]]:
+        """NIR wiring: the linear map, then the leaky integrator.
+
+        :func:`spikekit.to_nir` converts each child with its own mapping and joins them by
+        these edges (``"input"`` and ``"output"`` are this module's own ends).
+
+        Returns:
+            ``(children, edges)``: child modules by name, and directed edges between the names.
+
+        Shape:
+            ``[in_features]`` -> ``[out_features]``.
+
+        Example:
+            >>> list(LILinear(4, 2).nir_wiring()[0])
+            ['linear', 'li']
+        """
+        return {"linear": self.linear, "li": self.li}, [
+            ("input", "linear"),
+            ("linear", "li"),
+            ("li", "output"),
+        ]

@@ -119,3 +119,26 @@ class Recurrent(nn.Module):
 
     def extra_repr(self) -> str:
         return "batch_first=True" if self.batch_first else ""
+
+    def nir_wiring(self) -> tuple[dict[str, nn.Module], list[tuple[str, str]]]:
+        """NIR wiring: a cycle ``neuron -> recurrent -> neuron`` (the feedback of the previous step).
+
+        :func:`spikekit.to_nir` converts each child with its own mapping and joins them by
+        these edges (``"input"`` and ``"output"`` are this module's own ends).
+
+        A NIR importer runs the cycle one step late, as :meth:`step` does:
+        ``neuron`` sees ``x_t + recurrent(z_{t-1})``.
+
+        Returns:
+            ``(children, edges)``: child modules by name, and directed edges between the names.
+
+        Shape:
+            ``[*features]`` -> ``[*features]``.
+
+        Example:
+            >>> import spikekit as spk
+            >>> Recurrent(spk.LIF(), nn.Linear(3, 3, bias=False)).nir_wiring()[1][2]
+            ('recurrent', 'neuron')
+        """
+        edges = [("input", "neuron"), ("neuron", "recurrent"), ("recurrent", "neuron"), ("neuron", "output")]
+        return {"neuron": self.neuron, "recurrent": self.recurrent}, edges

@@ -69,3 +69,39 @@ class Residual(nn.Module):
 
     def extra_repr(self) -> str:
         return f"connect={self.connect!r}"
+
+    def nir_wiring(self) -> tuple[dict[str, nn.Module], list[tuple[str, str]]]:
+        """NIR wiring of an ``ADD`` block: both branches end in ``output``, where NIR sums them.
+
+        :func:`spikekit.to_nir` converts each child with its own mapping and joins them by
+        these edges (``"input"`` and ``"output"`` are this module's own ends).
+
+        NIR sums the edges that enter a node; ``AND`` / ``IAND`` multiply spikes, which
+        no NIR node expresses, so they raise.
+
+        Returns:
+            ``(children, edges)``: child modules by name, and directed edges between the names.
+
+        Shape:
+            Unchanged.
+
+        Raises:
+            NotImplementedError: for ``connect="AND"`` or ``"IAND"``.
+
+        Example:
+            >>> Residual(nn.Identity()).nir_wiring()[1]
+            [('input', 'body'), ('body', 'output'), ('input', 'output')]
+        """
+        if self.connect != "ADD":
+            raise NotImplementedError(
+                f"Residual(connect={self.connect!r}) has no NIR mapping: NIR sums the edges entering a "
+                f"node, so only connect='ADD' is expressible"
+            )
+        children: dict[str, nn.Module] = {"body": self.body}
+        edges = [("input", "body"), ("body", "output")]
+        if self.shortcut is None:
+            edges.append(("input", "output"))
+        else:
+            children["shortcut"] = self.shortcut
+            edges += [("input", "shortcut"), ("shortcut", "output")]
+        return children, edges

@@ -8,6 +8,8 @@ snetx's ``Tosnn``.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from torch import Tensor, nn
 
 from spikekit.layers._mode import StepAware, sequence_hint, slice_hint
@@ -106,6 +108,24 @@ class TimeDistributed(StepAware):
     def extra_repr(self) -> str:
         return "batch_first=True" if self.batch_first else ""
 
+    def nir_wiring(self) -> tuple[dict[str, nn.Module], list[tuple[str, str]]]:
+        """NIR wiring: the wrapped module alone (NIR nodes act on one time step, as here).
+
+        :func:`spikekit.to_nir` converts each child with its own mapping and joins them by
+        these edges (``"input"`` and ``"output"`` are this module's own ends).
+
+        Returns:
+            ``(children, edges)``: child modules by name, and directed edges between the names.
+
+        Shape:
+            Unchanged: NIR nodes see one sample ``[*features]``; time and batch are implicit.
+
+        Example:
+            >>> TimeDistributed(nn.Conv2d(1, 2, 3)).nir_wiring()[1]
+            [('input', 'module'), ('module', 'output')]
+        """
+        return {"module": self.module}, [("input", "module"), ("module", "output")]
+
 
 class Flatten(StepAware):
     """Flatten the features of every sample at every step, in either mode.
@@ -135,6 +155,51 @@ class Flatten(StepAware):
             )
             raise ValueError(f"Flatten: expected {layout}, got {got}{fix}")
         return xs.flatten(lead)
+
+    # ------------------------------------------------------------------ NIR exchange
+    nir_nodes: ClassVar[tuple[str, ...]] = ("Flatten",)
+
+    def to_nir(self, dt: float, shape: tuple[int, ...]) -> Any:
+        """This layer as a ``nir.Flatten`` of every feature dim of a sample.
+
+        Args:
+            dt: unused (a stateless layer). shape: the per-sample input shape ``[*features]``.
+
+        Returns:
+            ``nir.Flatten(input_type=shape, start_dim=0, end_dim=-1)`` (NIR dims exclude the batch).
+
+        Shape:
+            ``[*features]`` -> ``[prod(features)]``.
+
+        Example:
+            >>> Flatten().to_nir(1.0, (2, 3, 4)).output_type["output"].tolist()
+            [24]
+        """
+        import nir
+        import numpy as np
+
+        return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+
+    @classmethod
+    def from_nir(cls, node: Any, dt: float, **options: Any) -> nn.Module:
+        """The module for a ``nir.Flatten`` node: this layer for a full flatten, else ``nn.Flatten``.
+
+        Args:
+            node: the ``nir.Flatten`` node (dims of a sample, without the batch). dt: unused.
+            **options: unused.
+
+        Returns:
+            :class:`Flatten`, or ``nn.Flatten(start_dim + 1, end_dim + 1)`` over ``[B, *features]``.
+
+        Example:
+            >>> import nir
+            >>> Flatten.from_nir(nir.Flatten(input_type=None, start_dim=0, end_dim=-1), dt=1.0)
+            Flatten()
+        """
+        start, end = int(node.start_dim), int(node.end_dim)
+        if start == 0 and end == -1:
+            return cls()
+        return nn.Flatten(start + 1 if start >= 0 else start, end + 1 if end >= 0 else end)
 
 
 class MaxPool2d(TimeDistributed):

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spikekit import surrogate as _sg
@@ -163,10 +164,18 @@ def norse_snn(
 
 class NorseConvNet(SpikingModel):
     """norse's ConvNet: ``conv5(20) -> neuron -> pool -> 10 * conv5(50) -> neuron -> pool ->
-    linear(500) -> neuron -> LILinear``. The factor 10 is norse's input gain for conv2."""
+    linear(500) -> neuron -> ReLU -> LILinear``. The factor 10 is norse's input gain for conv2.
 
-    def __init__(self, neuron: NeuronSpec, neuron_options: Mapping[str, Any] | None, **common: Any) -> None:
+    norse's ReLU on the spikes passes no gradient where the last hidden layer is silent (ReLU's
+    derivative at 0 is 0), so most of the surrogate gradient never reaches the convolutions;
+    ``relu=False`` leaves it out (not the tutorial's network, but it trains much better).
+    """
+
+    def __init__(
+        self, neuron: NeuronSpec, neuron_options: Mapping[str, Any] | None, relu: bool = True, **common: Any
+    ) -> None:
         super().__init__(**common)
+        self.relu = bool(relu)
         h, w = self.input_hw
         fh, fw = (_conv_out(h, 5) // 2 - 4) // 2, (_conv_out(w, 5) // 2 - 4) // 2
         _check_size("norse_convnet", self.input_hw, fh > 0 and fw > 0, "it needs at least 16x16")
@@ -178,15 +187,17 @@ class NorseConvNet(SpikingModel):
         self.flatten = Flatten()
         self.fc1 = nn.Linear(fh * fw * 50, 500)
         self.lif2 = make_neuron(neuron, neuron_options, _NORSE)
+        # norse's LILinearCell draws N(0, 1 / in_features), right after fc1 (same seed, same weights)
+        w = torch.randn(self.num_classes, 500) / 500**0.5
         self.out = LILinear(500, self.num_classes, bias=False, tau=10.0, tau_syn=5.0)
+        with torch.no_grad():
+            self.out.linear.weight.copy_(w)
 
     def forward_sequence(self, xs: Tensor) -> Tensor:
         z = self.pool(self.lif0(self.conv1(xs)))
         z = self.pool(self.lif1(10 * self.conv2(z)))
         z = self.lif2(self.fc1(self.flatten(z)))
-        # norse applies a ReLU here; on spikes (>= 0) it is the identity, and leaving it out
-        # keeps the surrogate gradient alive when no spike has reached this layer yet.
-        return self.out(z)
+        return self.out(F.relu(z) if self.relu else z)
 
 
 @register_model("norse_convnet", reference="norse MNIST tutorial: ConvNet (2 conv + linear + LILinear)")
@@ -198,8 +209,12 @@ def norse_convnet(
     neuron: NeuronSpec = "lif",
     neuron_options: Mapping[str, Any] | None = None,
     batch_first: bool = False,
+    relu: bool = True,
 ) -> NorseConvNet:
     """norse's 2-conv ConvNet (see :class:`NorseConvNet`); ``neuron="cubalif"`` matches norse's LIF.
+
+    ``relu=False`` drops the tutorial's ReLU before the readout, which blocks the surrogate
+    gradient wherever the last hidden layer is silent.
 
     Example:
         >>> import torch
@@ -209,6 +224,7 @@ def norse_convnet(
     return NorseConvNet(
         neuron,
         neuron_options,
+        relu=relu,
         num_classes=num_classes,
         in_channels=in_channels,
         input_size=input_size,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 
 from spikekit import surrogate as _sg
 from spikekit.neurons._math import RESETS, Options, detach_if_independent, fire, integrate, leak
@@ -42,6 +44,68 @@ __all__ = [
 ]
 
 _MISSING: Any = object()
+
+_DESCRIPTION_FORMAT = "spikekit-neuron/1"
+_EXTRA_STATE = "_extra_state"  # torch's key suffix for get_extra_state()
+# Options a built model switches as a mode (replace_options), not part of what was trained.
+_MODE_OPTIONS = frozenset({"spiking"})
+
+
+def _plain_option(v: Any) -> Any:
+    """An :class:`Options` value as plain data: a surrogate becomes ``{"name", **fields}``."""
+    if isinstance(v, _sg.Surrogate):
+        return {"name": type(v).__name__, **{f.name: getattr(v, f.name) for f in dataclasses.fields(v)}}
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return v
+    return repr(v)
+
+
+def encode_description(description: dict[str, Any]) -> Tensor:
+    """A neuron description as a ``uint8`` tensor of its JSON text (how ``state_dict`` holds it).
+
+    A tensor, not a dict, because code that walks a ``state_dict`` expects tensors there:
+    ``torch.jit.trace`` (and with it TorchScript ONNX export) detaches every value, and
+    ``.to(device)`` loops and EMA helpers do the same.
+
+    Args:
+        description: a dict from :meth:`Neuron.describe` (plain data).
+
+    Returns:
+        A 1-d ``uint8`` tensor.
+    """
+    data = json.dumps(description, sort_keys=True).encode()
+    return torch.tensor(list(data), dtype=torch.uint8)
+
+
+def decode_description(value: Any) -> Any:
+    """The description dict of a neuron's ``_extra_state`` entry (a tensor from
+    :func:`encode_description`; a dict is returned as it is).
+
+    Args:
+        value: the ``<prefix>_extra_state`` value of a ``state_dict``.
+
+    Returns:
+        The description dict (or ``value`` unchanged when it is neither).
+
+    Example:
+        >>> import spikekit as spk
+        >>> decode_description(spk.LIF(reset="soft").state_dict()["_extra_state"])["options"]["reset"]
+        'soft'
+    """
+    if isinstance(value, Tensor) and value.dtype == torch.uint8 and value.ndim == 1:
+        try:
+            return json.loads(bytes(value.tolist()).decode())
+        except (UnicodeDecodeError, ValueError):
+            return value
+    return value
+
+
+def _show(v: Any) -> str:
+    """A described option for a message: a surrogate as ``Sigmoid(alpha=4.0)``, others by repr."""
+    if isinstance(v, dict) and "name" in v:
+        fields = ", ".join(f"{k}={x!r}" for k, x in v.items() if k != "name")
+        return f"{v['name']}({fields})"
+    return repr(v)
 
 
 def _is_tensor_value(v: Any) -> bool:
@@ -214,6 +278,11 @@ class Neuron(nn.Module):
       :func:`spikekit.stepwise` it takes one step ``[B, *features]`` and carries the state.
     * ``neuron.scan(xs, state=None)`` returns ``(outputs, final_state)``.
     * ``neuron.step(x, state=None)`` returns ``(output, new_state)``.
+
+    Saving: ``state_dict()`` holds the parameters and, under ``_extra_state``, the neuron's
+    description (:meth:`describe`, as a JSON ``uint8`` tensor); loading into a neuron built with other options
+    fails naming each difference, learnt and fixed parameters load into each other, and a
+    ``shape="infer"`` neuron saves and loads as torch's ``nn.Lazy*`` modules do.
     """
 
     state_type: ClassVar[type]
@@ -439,6 +508,202 @@ class Neuron(nn.Module):
                 target.copy_(p.to_raw(value) if learnt else value)
         self.shape = tuple(features)
         self._pending = None
+
+    # ------------------------------------------------------------------ saving and loading
+    # Only the state_dict / load paths below: nothing here runs in step, scan or forward.
+    def describe(self) -> dict[str, Any]:
+        """What is needed to rebuild this neuron, as small plain data (saved in its ``state_dict``).
+
+        Strings, numbers, bools, ``None``, lists and dicts only; ``state_dict`` holds it as a
+        ``uint8`` tensor of its JSON text (:func:`encode_description`), so a checkpoint loads
+        with ``torch.load(weights_only=True)`` and every ``state_dict`` value stays a tensor.
+
+        Returns:
+            ``{"format", "class", "dt", "options", "params", "shape", "batch_first"}``: the class
+            name; ``dt``; every :class:`Options` field (the surrogate as
+            ``{"name": class name, **its fields}``); per parameter ``{"learnt": bool, "shape":
+            list or None}`` (``None`` before a ``shape="infer"`` neuron has seen data); the
+            neuron shape (a list, ``None`` for scalar parameters, or ``"infer"`` while unsized);
+            and the layout.
+
+        Example:
+            >>> import spikekit as spk
+            >>> d = spk.LIF(reset="soft", surrogate="sigmoid").describe()
+            >>> d["class"], d["options"]["reset"], d["options"]["surrogate"]
+            ('LIF', 'soft', {'name': 'Sigmoid', 'alpha': 4.0})
+        """
+        params = {}
+        for p in type(self).parameters_decl:
+            t = self._parameters.get(p.raw_name) if p.name in self._learnt else self._buffers.get(p.name)
+            sized = isinstance(t, Tensor) and not is_lazy(t)
+            params[p.name] = {"learnt": p.name in self._learnt, "shape": list(t.shape) if sized else None}
+        shape: list[int] | str | None = "infer" if self._pending is not None else None
+        if self.shape is not None:
+            shape = list(self.shape)
+        return {
+            "format": _DESCRIPTION_FORMAT,
+            "class": type(self).__name__,
+            "dt": self.dt,
+            "options": {
+                f.name: _plain_option(getattr(self.options, f.name)) for f in dataclasses.fields(self.options)
+            },
+            "params": params,
+            "shape": shape,
+            "batch_first": self.batch_first,
+        }
+
+    def get_extra_state(self) -> Tensor:
+        """The neuron's description (:meth:`describe`), stored as ``<prefix>_extra_state``.
+
+        Returns:
+            The description as a ``uint8`` tensor of JSON (:func:`encode_description`; read it
+            with :func:`decode_description`).
+        """
+        return encode_description(self.describe())
+
+    def set_extra_state(self, state: Any) -> None:
+        """Check a saved description against this neuron; the options are never overwritten.
+
+        ``load_state_dict`` does not come here (it collects the differences of every neuron of
+        a model into one error); this is for a direct call.
+
+        Args:
+            state: a dict from :meth:`describe`, or its tensor from :meth:`get_extra_state`.
+
+        Raises:
+            ValueError: the description differs from this neuron (each field named, both values).
+        """
+        problems = self.differences(state)
+        if problems:
+            raise ValueError(f"{type(self).__name__}: " + "; ".join(problems))
+
+    def differences(self, saved: Any) -> list[str]:
+        """How a saved description differs from this neuron, one ``"field: checkpoint A, this module B"`` each.
+
+        Compared: the class, ``dt`` and every :class:`Options` field except ``spiking`` (a mode
+        that :func:`~spikekit.neurons._base.replace_options` switches on a built model, like
+        ``non_spike``). Not compared: which parameters are learnt (learnt and fixed values load
+        into each other), the shapes (``load_state_dict`` names a size mismatch itself) and
+        ``batch_first`` (the same weights run in either layout).
+
+        Args:
+            saved: a dict from :meth:`describe`, or its tensor from :meth:`get_extra_state`.
+
+        Returns:
+            The differences; empty when the checkpoint fits.
+        """
+        saved = decode_description(saved)
+        if not isinstance(saved, dict) or saved.get("format") != _DESCRIPTION_FORMAT:
+            what = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+            return [f"unknown neuron description {what!r} (expected {_DESCRIPTION_FORMAT!r})"]
+        mine = self.describe()
+        out = []
+        for key in ("class", "dt"):
+            if key in saved and saved[key] != mine[key]:
+                out.append(f"{key}: checkpoint {saved[key]!r}, this module {mine[key]!r}")
+        theirs = saved.get("options") or {}
+        for f, value in theirs.items():
+            if f in _MODE_OPTIONS:
+                continue
+            here = mine["options"].get(f, _MISSING)
+            if here is _MISSING:
+                out.append(f"{f}: checkpoint {_show(value)}, this module has no such option")
+            elif value != here:
+                out.append(f"{f}: checkpoint {_show(value)}, this module {_show(here)}")
+        return out
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        if self._pending is None:
+            super()._save_to_state_dict(destination, prefix, keep_vars)
+            return
+        # shape="infer" before the first input: the uninitialised tensors as they are, as
+        # torch's nn.Lazy* modules save them (detach() is refused on them).
+        for name, t in (*self._parameters.items(), *self._buffers.items()):
+            if t is not None and name not in self._non_persistent_buffers_set:
+                destination[prefix + name] = t if (is_lazy(t) or keep_vars) else t.detach()
+        destination[prefix + _EXTRA_STATE] = self.get_extra_state()
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # torch's load_state_dict hands each module a copy it may edit.
+        key = prefix + _EXTRA_STATE
+        saved = state_dict.pop(key, None)
+        where = f"{type(self).__name__} {prefix[:-1]!r}" if prefix else type(self).__name__
+        if saved is not None:
+            problems = self.differences(saved)
+            if problems:
+                error_msgs.append(
+                    f"{where} was saved with other options: {'; '.join(problems)} (build it with the "
+                    f"checkpoint's options, or drop the key {key!r} to load the tensors alone)"
+                )
+        for p in type(self).parameters_decl:
+            msg = self._convert_learnt(p, state_dict, prefix)
+            if msg:
+                error_msgs.append(f"{where}: {msg}")
+        if self._pending is not None:
+            self._materialize_from(state_dict, prefix)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        # A state_dict from before neurons described themselves has no such key: it loads
+        # (with nothing to check the options against) rather than failing a strict load.
+        if key in missing_keys:
+            missing_keys.remove(key)
+
+    def _convert_learnt(self, p: Param, state_dict: dict[str, Any], prefix: str) -> str | None:
+        """Rename (and reparametrise) ``p`` in ``state_dict`` when it was saved learnt and is fixed here, or back.
+
+        A learnt decay is saved as ``beta_logit`` (``sigmoid(beta_logit) = beta``), a learnt
+        positive value as ``<name>_raw`` (softplus); a fixed one under its name.
+
+        Returns:
+            ``None``, or why the saved value cannot be taken.
+        """
+        if p.kind == "real":
+            return None  # stored under its own name, learnt or fixed
+        learnt = p.name in self._learnt
+        mine, other = (p.raw_name, p.name) if learnt else (p.name, p.raw_name)
+        if prefix + mine in state_dict or prefix + other not in state_dict:
+            return None
+        v = state_dict.pop(prefix + other)
+        if not isinstance(v, Tensor) or is_lazy(v):
+            state_dict[prefix + mine] = v  # an unsized lazy value: nothing to convert
+            return None
+        with torch.no_grad():
+            w = v.detach().to(torch.float64)
+            if not learnt:
+                state_dict[prefix + mine] = p.from_raw(w).to(v.dtype)
+                return None
+            try:
+                p.check_learnable(w, "", "")
+            except ValueError:
+                lo, hi = float(w.min()), float(w.max())
+                inside = "strictly inside (0, 1)" if p.kind == "decay" else "> 0"
+                return (
+                    f"{p.name} is fixed in the checkpoint with values in [{lo:g}, {hi:g}], but learnt "
+                    f"here, where it must lie {inside}; build this module without learning {p.name}"
+                )
+            state_dict[prefix + mine] = p.to_raw(w).to(v.dtype)
+        return None
+
+    def _materialize_from(self, state_dict: dict[str, Any], prefix: str) -> None:
+        """Size an unsized ``shape="infer"`` neuron by the saved tensors, as torch's ``nn.Lazy*`` do."""
+        for p in type(self).parameters_decl:
+            name = p.raw_name if p.name in self._learnt else p.name
+            v = state_dict.get(prefix + name)
+            if isinstance(v, Tensor) and not is_lazy(v):
+                target = self._parameters.get(name) if name in self._parameters else self._buffers.get(name)
+                device = target.device if target is not None else v.device
+                self._materialize(tuple(v.shape), device)
+                return
 
     def params(self) -> Any:
         """The neuron's parameters as its ``Params`` NamedTuple of tensors (after reparametrisation)."""

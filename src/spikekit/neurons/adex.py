@@ -145,3 +145,8 @@ class AdEx(Neuron):
         Param("v_reset", 0.0, doc="hard-reset potential"),
         Param("v_leak", 0.0, doc="resting potential"),
     )
+
+    # why spikekit.to_nir refuses this neuron (the exporter names the module and this reason)
+    nir_refusal = (
+        "NIR 1.0 has no adaptive exponential neuron (its nodes are linear: IF, LIF, CubaLIF, LI, CubaLI, I)"
+    )

@@ -98,3 +98,8 @@ class ALIF(Neuron):
         Param("adapt", 1.8, doc="threshold increase per unit of adaptation"),
     )
     options_used = tuple(o for o in Neuron.options_used if o != "reset_delay")
+
+    # why spikekit.to_nir refuses this neuron (the exporter names the module and this reason)
+    nir_refusal = (
+        "its threshold rises with each spike (v_th + adapt a) and NIR 1.0 has no adaptive-threshold neuron"
+    )

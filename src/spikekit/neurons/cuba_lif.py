@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
 from spikekit.neurons._math import Options, detach_if_independent, integrate, leak
+from spikekit.neurons.lif import nir_decay_input, nir_scalar, nir_tau, nir_values
 
 __all__ = ["CubaLIF", "CubaLIFParams", "CubaLIFState", "cuba_lif_step"]
 
@@ -97,3 +99,78 @@ class CubaLIF(Neuron):
         Param("v_reset", 0.0, doc="hard-reset potential"),
         Param("v_leak", 0.0, doc="resting potential"),
     )
+
+    # ------------------------------------------------------------------ NIR exchange
+    nir_nodes: ClassVar[tuple[str, ...]] = ("CubaLIF",)
+
+    def to_nir(self, dt: float, shape: tuple[int, ...]) -> Any:
+        """This layer as a ``nir.CubaLIF`` node for time step ``dt``.
+
+        Math:
+            NIR's ``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt = (v_leak - v) + r I`` under
+            forward Euler (current first, then the membrane from the new current) is
+            ``cuba_lif_step`` with ``j`` as ``I``: ``tau_syn = dt / (1 - beta_syn)``,
+            ``w_in = tau_syn / dt`` (the input jumps the current by ``x``),
+            ``tau_mem = dt / (1 - beta)``, ``r = 1`` (``decay_input=True``) or ``tau_mem / dt``.
+            snntorch and spikingjelly write the same; norse's exporter writes ``w_in = 1``.
+
+        Args:
+            dt: the time step the graph is written for.
+            shape: the layer's per-sample feature shape.
+
+        Returns:
+            A ``nir.CubaLIF`` node with parameters of shape ``shape``.
+
+        Shape:
+            Every array of the node has shape ``shape``.
+
+        Example:
+            >>> CubaLIF(tau=8.0, tau_syn=4.0).to_nir(1.0, (1,)).w_in.tolist()
+            [4.0]
+        """
+        import nir
+
+        p = nir_values(self, shape)
+        tau_mem = nir_tau(p["beta"], dt, "CubaLIF", "beta")
+        tau_syn = nir_tau(p["beta_syn"], dt, "CubaLIF", "beta_syn")
+        return nir.CubaLIF(
+            tau_syn=tau_syn,
+            tau_mem=tau_mem,
+            r=np.ones(shape) if self.options.decay_input else tau_mem / dt,
+            v_leak=p["v_leak"],
+            v_threshold=p["v_th"],
+            v_reset=p["v_reset"],
+            w_in=tau_syn / dt,
+        )
+
+    @classmethod
+    def from_nir(cls, node: Any, dt: float, **options: Any) -> CubaLIF:
+        """A :class:`CubaLIF` from a ``nir.CubaLIF`` node for time step ``dt``.
+
+        Args:
+            node: the ``nir.CubaLIF`` node. dt: the time step to run at.
+            **options: constructor options (``reset``, ``surrogate``...), e.g. from the node metadata.
+
+        Returns:
+            The neuron; ``w_in`` other than ``tau_syn / dt`` and ``r`` other than ``1`` or
+            ``tau_mem / dt`` are an input gain the importer applies.
+
+        Example:
+            >>> import nir, numpy as np
+            >>> one = np.ones(1)
+            >>> node = nir.CubaLIF(tau_syn=2 * one, tau_mem=4 * one, r=one, v_leak=0 * one, v_threshold=one)
+            >>> n = CubaLIF.from_nir(node, dt=1.0)
+            >>> n.beta.item(), n.beta_syn.item()
+            (0.75, 0.5)
+        """
+        tau_mem = np.asarray(node.tau_mem, dtype=np.float64)
+        options.setdefault("decay_input", nir_decay_input(node.r, tau_mem, dt))
+        return cls(
+            tau=nir_scalar(tau_mem),
+            tau_syn=nir_scalar(node.tau_syn),
+            dt=dt,
+            v_th=nir_scalar(node.v_threshold),
+            v_reset=nir_scalar(node.v_reset),
+            v_leak=nir_scalar(node.v_leak),
+            **options,
+        )

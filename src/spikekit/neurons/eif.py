@@ -115,3 +115,6 @@ class EIF(Neuron):
         Param("v_reset", -0.1, doc="hard-reset potential"),
         Param("v_leak", 0.0, doc="resting potential"),
     )
+
+    # why spikekit.to_nir refuses this neuron (the exporter names the module and this reason)
+    nir_refusal = "NIR 1.0 has no exponential integrate-and-fire neuron (its nodes are linear: IF, LIF, CubaLIF, LI, CubaLI, I)"

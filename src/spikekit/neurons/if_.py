@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
 from spikekit.neurons._math import Options, detach_if_independent, integrate
+from spikekit.neurons.lif import nir_scalar, nir_values
 
 __all__ = ["IF", "IFParams", "IFState", "if_step"]
 
@@ -79,3 +81,51 @@ class IF(Neuron):
 
     def _rest(self, params: Any) -> Tensor:
         return params.v_reset if self.options.reset == "hard" else params.v_reset * 0
+
+    # ------------------------------------------------------------------ NIR exchange
+    nir_nodes: ClassVar[tuple[str, ...]] = ("IF",)
+
+    def to_nir(self, dt: float, shape: tuple[int, ...]) -> Any:
+        """This layer as a ``nir.IF`` node for time step ``dt``.
+
+        Math:
+            NIR's ``dv/dt = r I`` under forward Euler is ``v' = v + dt r x``, so ``h = v + x``
+            is ``r = 1 / dt`` (spikingjelly's convention too); the reset is to ``v_reset``.
+
+        Args:
+            dt: the time step the graph is written for.
+            shape: the layer's per-sample feature shape.
+
+        Returns:
+            A ``nir.IF`` node with parameters of shape ``shape``.
+
+        Shape:
+            Every array of the node has shape ``shape``.
+
+        Example:
+            >>> IF(v_th=2.0).to_nir(0.5, (2,)).r.tolist()
+            [2.0, 2.0]
+        """
+        import nir
+
+        p = nir_values(self, shape)
+        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=p["v_th"], v_reset=p["v_reset"])
+
+    @classmethod
+    def from_nir(cls, node: Any, dt: float, **options: Any) -> IF:
+        """An :class:`IF` from a ``nir.IF`` node for time step ``dt``.
+
+        Args:
+            node: the ``nir.IF`` node. dt: the time step to run at.
+            **options: constructor options (``reset``, ``surrogate``...), e.g. from the node metadata.
+
+        Returns:
+            The neuron; an ``r`` other than ``1 / dt`` is an input gain ``r dt`` the importer applies.
+
+        Example:
+            >>> import nir, numpy as np
+            >>> IF.from_nir(nir.IF(r=np.ones(2), v_threshold=np.full(2, 3.0)), dt=1.0).v_th.item()
+            3.0
+        """
+        options.pop("decay_input", None)
+        return cls(v_th=nir_scalar(node.v_threshold), v_reset=nir_scalar(node.v_reset), **options)

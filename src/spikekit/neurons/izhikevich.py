@@ -164,3 +164,6 @@ class Izhikevich(Neuron):
         st = super().initial_state(x)
         p = self._cast(self.params(), x)
         return IzhikevichState(st.v, st.u + p.b * p.v_rest)
+
+    # why spikekit.to_nir refuses this neuron (the exporter names the module and this reason)
+    nir_refusal = "NIR 1.0 has no Izhikevich neuron (its nodes are linear: IF, LIF, CubaLIF, LI, CubaLI, I)"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
 from spikekit.neurons._math import Options, detach_if_independent, leak
+from spikekit.neurons.lif import nir_decay_input, nir_scalar, nir_tau, nir_values
 
 __all__ = ["LI", "LIParams", "LIState", "li_step"]
 
@@ -88,3 +90,84 @@ class LI(Neuron):
     @staticmethod
     def ann_activation(x: Tensor) -> Tensor:
         return x
+
+    # ------------------------------------------------------------------ NIR exchange
+    nir_nodes: ClassVar[tuple[str, ...]] = ("LI", "CubaLI", "I")
+
+    def to_nir(self, dt: float, shape: tuple[int, ...]) -> Any:
+        """This layer as a ``nir.CubaLI``, ``nir.LI`` or ``nir.I`` node for time step ``dt``.
+
+        Math:
+            With a synaptic current (``beta_syn > 0``): ``nir.CubaLI`` with the conventions of
+            :meth:`CubaLIF.to_nir <spikekit.neurons.CubaLIF.to_nir>` (``w_in = tau_syn / dt``).
+            Without (``beta_syn = 0``): ``nir.LI`` (``tau = dt / (1 - beta)``, ``r = 1`` for
+            ``decay_input=True`` else ``tau / dt``), or, with no leak either (``beta = 1``,
+            ``decay_input=False``: ``v' = v + x``), the integrator ``nir.I`` with ``r = 1 / dt``.
+
+        Args:
+            dt: the time step the graph is written for.
+            shape: the layer's per-sample feature shape.
+
+        Returns:
+            A NIR node with parameters of shape ``shape``.
+
+        Shape:
+            Every array of the node has shape ``shape``.
+
+        Example:
+            >>> type(LI(tau=4.0, tau_syn=None).to_nir(1.0, (3,))).__name__
+            'LI'
+        """
+        import nir
+
+        p = nir_values(self, shape)
+        if bool(np.all(p["beta_syn"] == 0)):
+            if bool(np.all(p["beta"] == 1)) and not self.options.decay_input:
+                return nir.I(r=np.full(shape, 1.0 / dt))
+            tau = nir_tau(p["beta"], dt, "LI", "beta")
+            r = np.ones(shape) if self.options.decay_input else tau / dt
+            return nir.LI(tau=tau, r=r, v_leak=p["v_leak"])
+        tau_mem = nir_tau(p["beta"], dt, "LI", "beta")
+        tau_syn = nir_tau(p["beta_syn"], dt, "LI", "beta_syn")
+        return nir.CubaLI(
+            tau_syn=tau_syn,
+            tau_mem=tau_mem,
+            r=np.ones(shape) if self.options.decay_input else tau_mem / dt,
+            v_leak=p["v_leak"],
+            w_in=tau_syn / dt,
+        )
+
+    @classmethod
+    def from_nir(cls, node: Any, dt: float, **options: Any) -> LI:
+        """An :class:`LI` from a ``nir.LI``, ``nir.CubaLI`` or ``nir.I`` node for time step ``dt``.
+
+        Args:
+            node: the NIR node. dt: the time step to run at.
+            **options: ``decay_input`` / ``time_dependent``, e.g. from the node metadata.
+
+        Returns:
+            The neuron (``nir.I`` is ``LI(beta=1, tau_syn=None, decay_input=False)``); a gain
+            in ``r`` or ``w_in`` beyond the conventions of :meth:`to_nir` is applied by the importer.
+
+        Example:
+            >>> import nir, numpy as np
+            >>> LI.from_nir(nir.I(r=np.ones(2)), dt=1.0).beta.item()
+            1.0
+        """
+        kind = type(node).__name__
+        if kind == "I":
+            options["decay_input"] = False
+            return cls(beta=1.0, tau_syn=None, v_leak=0.0, **options)
+        if kind == "LI":
+            tau = np.asarray(node.tau, dtype=np.float64)
+            options.setdefault("decay_input", nir_decay_input(node.r, tau, dt))
+            return cls(tau=nir_scalar(tau), tau_syn=None, dt=dt, v_leak=nir_scalar(node.v_leak), **options)
+        tau_mem = np.asarray(node.tau_mem, dtype=np.float64)
+        options.setdefault("decay_input", nir_decay_input(node.r, tau_mem, dt))
+        return cls(
+            tau=nir_scalar(tau_mem),
+            tau_syn=nir_scalar(node.tau_syn),
+            dt=dt,
+            v_leak=nir_scalar(node.v_leak),
+            **options,
+        )

@@ -118,3 +118,6 @@ class QIF(Neuron):
 
     def _rest(self, params: QIFParams) -> Tensor:
         return params.v_rest
+
+    # why spikekit.to_nir refuses this neuron (the exporter names the module and this reason)
+    nir_refusal = "NIR 1.0 has no quadratic integrate-and-fire neuron (its nodes are linear: IF, LIF, CubaLIF, LI, CubaLI, I)"

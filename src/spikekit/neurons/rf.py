@@ -141,3 +141,6 @@ class RF(Neuron):
 
     def _rest(self, params: RFParams) -> Tensor:
         return torch.zeros_like(params.v_th)
+
+    # why spikekit.to_nir refuses this neuron (the exporter names the module and this reason)
+    nir_refusal = "NIR 1.0 has no resonate-and-fire (complex, oscillating) neuron"

@@ -10,6 +10,7 @@ from spikekit.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from spikekit.train.load import build_classifier, load_classifier, load_model, model_spec
 from spikekit.train.logger import MetricsLogger, write_csv
 from spikekit.train.trainer import (
     Classifier,
@@ -34,4 +35,8 @@ __all__ = [
     "set_rng_state",
     "MetricsLogger",
     "write_csv",
+    "load_model",
+    "load_classifier",
+    "build_classifier",
+    "model_spec",
 ]

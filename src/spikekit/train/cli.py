@@ -420,86 +420,36 @@ def _substitutions(cfg: dict[str, Any], bundle: Any) -> list[str]:
     return lines
 
 
-class _Encode:
-    """The run's encoder as ``(x [B, ...], T) -> [T, B, ...]``, after the tutorial's transform:
-    upsampling to its input size (a preset's fallback) and ``(x - mean) / std`` normalisation
-    (``normalize``). A plain class: picklable, no state."""
+def _Encode(name: str, resize: int | None, normalize: Sequence[float] | None = None) -> Any:
+    """The run's encoder (see :class:`spikekit.train.load.Encode`; kept here for callers of the old name)."""
+    from spikekit.train.load import Encode
 
-    def __init__(self, name: str, resize: int | None, normalize: Sequence[float] | None = None) -> None:
-        self.name, self.resize = name, resize
-        self.normalize = None if normalize is None else (float(normalize[0]), float(normalize[1]))
-
-    def __call__(self, x: Any, T: int) -> Any:
-        import torch.nn.functional as F
-
-        from spikekit import encoding
-        from spikekit.train.trainer import get_encoder
-
-        if self.resize is not None:
-            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
-        if self.normalize is not None:
-            x = (x - self.normalize[0]) / self.normalize[1]
-        if self.name == "constant_current_lif":
-            return encoding.constant_current_lif(x, T)
-        return get_encoder(self.name)(x, T)
-
-    def __repr__(self) -> str:
-        notes = [f"upsampled to {self.resize}x{self.resize}"] if self.resize else []
-        notes += (
-            [f"normalised by mean {self.normalize[0]}, std {self.normalize[1]}"] if self.normalize else []
-        )
-        return self.name + (f" ({', '.join(notes)})" if notes else "")
+    return Encode(name, resize, normalize)
 
 
-def _criterion(name: str) -> Any:
-    """The loss by name: ``None`` is the trainer's default CE of the time-mean output."""
-    from spikekit import losses
-
-    if name == "mse_count":
-        return losses.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2)  # snntorch quickstart
-    if name == "mse_rate":
-        return losses.mse_rate_loss()  # spikingjelly: MSE(rate, one-hot)
-    if name == "ce_max_membrane":
-        return losses.ce_max_membrane_loss()  # norse: nll(log_softmax(max_t v))
-    return None
-
-
-def _build(cfg: dict[str, Any], bundle: Any, say: Any) -> Any:
-    import torch
-
-    import spikekit as spk
-    from spikekit import models
-    from spikekit.train.trainer import Classifier
+def _spec(cfg: dict[str, Any], bundle: Any) -> dict[str, Any]:
+    """The run's model description (:func:`spikekit.train.load.model_spec`) for ``cfg`` on ``bundle``."""
+    from spikekit.train.load import model_spec
 
     resize = cfg.get("resize")
     size = (resize, resize) if resize else bundle.input_size
+    return model_spec(
+        cfg,
+        num_classes=bundle.num_classes,
+        in_channels=bundle.in_channels,
+        input_size=size,
+        temporal=bundle.temporal,
+    )
+
+
+def _build(cfg: dict[str, Any], bundle: Any, say: Any) -> Any:
+    """The run's classifier, built from its model description (as :func:`spikekit.load_model` rebuilds it)."""
+    from spikekit.train.load import build_classifier
+
     try:
-        net = models.create_model(
-            cfg["model"], num_classes=bundle.num_classes, in_channels=bundle.in_channels, input_size=size,
-            neuron=cfg["neuron"], neuron_options=cfg["neuron_options"] or None, **cfg["model_options"],
-        )  # fmt: skip
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise CLIError(f"cannot build model {cfg['model']!r}: {str(e).splitlines()[0]}") from None
-    net.train()
-    if cfg["surrogate"] is not None:
-        kw = {} if cfg["surrogate_alpha"] is None else {"alpha": cfg["surrogate_alpha"]}
-        spk.set_surrogate(net, cfg["surrogate"], **kw)
-    encoder: Any = "none" if bundle.temporal else _Encode(cfg["encoder"], resize, cfg.get("normalize"))
-    decoder = cfg.get("decoder") or "rate"
-    if decoder not in DECODERS:
-        raise CLIError(f"decoder: expected one of {', '.join(DECODERS)}, got {decoder!r}")
-    if decoder == "rate":
-        return Classifier(net, cfg["T"], encoder, _criterion(cfg["loss"]))
-
-    class MaxMembraneClassifier(Classifier):
-        """norse's decoder: the class whose readout membrane peaks highest over time."""
-
-        def metrics(self, outs: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-            info = super().metrics(outs, y)
-            info["acc"] = (outs.detach().float().max(0).values.argmax(-1) == y).float().mean()
-            return info
-
-    return MaxMembraneClassifier(net, cfg["T"], encoder, _criterion(cfg["loss"]))
+        return build_classifier(_spec(cfg, bundle))
+    except ValueError as e:
+        raise CLIError(str(e).splitlines()[0]) from None
 
 
 def _optimizer(cfg: dict[str, Any], params: Any) -> tuple[Any, Any]:
@@ -553,11 +503,11 @@ def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
         torch.manual_seed(cfg["seed"] + 7919 * rank)
     opt, sched = _optimizer(cfg, clf.parameters())
     out = cfg["out_dir"]
-    plain = {k: v for k, v in cfg.items() if isinstance(v, (str, int, float, bool, type(None)))}
+    spec = _spec(cfg, bundle)
     trainer = Trainer(
         clf, opt, bundle.train, bundle.test, scheduler=sched, clip_grad=cfg["clip_grad"], precision=cfg["precision"],
-        tbptt=cfg["tbptt"], out_dir=out, progress=bool(cfg["progress"]), config=plain, device=cfg["device"],
-        max_batches=cfg["max_batches"],
+        tbptt=cfg["tbptt"], out_dir=out, progress=bool(cfg["progress"]), config=_plain_config(cfg),
+        device=cfg["device"], max_batches=cfg["max_batches"], model_spec=spec,
     )  # fmt: skip
     if cfg.get("resume"):
         path = os.path.join(out, "last.pt") if cfg["resume"] == "auto" else cfg["resume"]
@@ -569,7 +519,7 @@ def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
         except (CheckpointError, ValueError, RuntimeError) as e:
             raise CLIError(str(e).splitlines()[0]) from None
         say(f"resumed from {path} at epoch {trainer.epoch} (batch {trainer.batch_idx})")
-        for note in _resume_notes(cfg, ckpt):
+        for note in [*_resume_notes(cfg, ckpt), *_spec_notes(spec, ckpt)]:
             say(note)
     if rank == 0 and cfg["progress"]:
         say(
@@ -614,6 +564,33 @@ def _resume_notes(cfg: dict[str, Any], ckpt: dict[str, Any]) -> list[str]:
             f"note: the checkpoint trained in {prec}; continuing in {cfg['precision']} as the flags say"
         )
     return notes
+
+
+def _plain_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The whole configuration as plain data for the checkpoint (nested options kept, tuples as lists).
+
+    A value that is not plain data (from a Python caller) is left out rather than failing the run.
+    """
+    from spikekit.train.load import plain_data
+
+    out = {}
+    for k, v in cfg.items():
+        try:
+            out[k] = plain_data(v, k)
+        except TypeError:
+            continue
+    return out
+
+
+def _spec_notes(spec: dict[str, Any], ckpt: dict[str, Any]) -> list[str]:
+    # A resumed run rebuilds its model from the flags given now; where that describes another
+    # model than the checkpoint's, say so (the checkpoint's parameter values are what train on;
+    # other neuron options have already failed the load).
+    old = ckpt.get("model_spec")
+    if not isinstance(old, dict) or "unrecordable" in old or "unrecordable" in spec:
+        return []
+    keys = [k for k in spec if k != "format" and old.get(k) != spec.get(k)]
+    return [f"note: the checkpoint's {k} was {old.get(k)!r}; this run says {spec.get(k)!r}" for k in keys]
 
 
 def clf_encoder(cfg: dict[str, Any], bundle: Any) -> str:

@@ -266,6 +266,10 @@ class Trainer:
         max_batches: stop each training epoch after this many batches (smoke tests, quick looks).
         precision: ``"fp32"`` (default), ``"bf16"`` (autocast, no scaling) or ``"fp16"`` (autocast
             and a ``torch.amp.GradScaler``, whose state is checkpointed).
+        model_spec: plain-data description of the model (see
+            :func:`spikekit.train.load.model_spec`), stored in checkpoints so that
+            :func:`spikekit.load_model` can rebuild the model from the file alone; ``None`` for a
+            model built in Python (its checkpoints then hold the weights only).
 
     Under an initialised torch.distributed group the classifier is wrapped in
     ``DistributedDataParallel`` and only rank 0 logs and writes checkpoints.
@@ -292,6 +296,7 @@ class Trainer:
         device: str | torch.device = "cpu",
         max_batches: int | None = None,
         precision: str | None = None,
+        model_spec: dict[str, Any] | None = None,
     ) -> None:
         import torch.distributed as dist
 
@@ -319,6 +324,7 @@ class Trainer:
         self.out_dir = out_dir
         self.progress = progress
         self.config = dict(config or {})
+        self.model_spec = None if model_spec is None else dict(model_spec)
         self.callbacks = list(callbacks)
         self.max_batches = max_batches
         # Disabled (fp32, bf16) it passes the loss and the step straight through.
@@ -666,6 +672,7 @@ class Trainer:
             "history": list(self.history),
             "best_acc": self.best_acc,
             "config": self.config,
+            "model_spec": self.model_spec,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
@@ -674,10 +681,24 @@ class Trainer:
         The run's own precision and device win over the checkpoint's: a fp16 scaler state is
         restored only into a fp16 run (another run starts a fresh scale), and a checkpoint
         written on a GPU loads onto the CPU (its GPU RNG state is then unused).
+
+        Args:
+            ckpt: a dict from :meth:`state_dict`.
+
+        Raises:
+            ValueError: not a training checkpoint, or its model does not fit this run's (a
+                neuron saved with other options, a missing or mis-sized tensor), all named.
         """
         if ckpt.get("format") != "spikekit-train/1":
             raise ValueError(f"not a spikekit training checkpoint (format {ckpt.get('format')!r})")
-        self.classifier.model.load_state_dict(ckpt["model"])
+        try:
+            self.classifier.model.load_state_dict(ckpt["model"])
+        except RuntimeError as e:
+            # torch puts each problem on its own line under a header; one line names them all.
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise ValueError(
+                "the checkpoint's model does not fit this run's model: " + "; ".join(lines[1:] or lines)
+            ) from None
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt["scheduler"] is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])

@@ -300,6 +300,10 @@ def test_resume_with_other_neuron_options_fails_with_the_difference(soft_run: di
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
+    assert "differs from the checkpoint" in err and "hard" in err and "--resume-override" in err
+    # forced through, the neurons themselves refuse the weights and name the option
+    assert main([*argv, "--resume-override"]) == 2
+    err = capsys.readouterr().err
     assert "reset: checkpoint 'soft', this module 'hard'" in err
 
 

@@ -225,3 +225,44 @@ def test_random_shift_moves_digits_by_at_most_one_pixel() -> None:
     assert moved > 32
     loader = data.digits(batch_size=16, augment=True).train
     assert isinstance(loader.collate_fn, data.RandomShift)
+
+
+def test_random_shift_is_torchvision_random_crop() -> None:
+    from torchvision.transforms import v2
+
+    shift = data.RandomShift(2)
+    x = torch.arange(2 * 25, dtype=torch.float32).reshape(2, 1, 5, 5)
+    torch.manual_seed(3)
+    ours, _ = shift([(x[0], 0), (x[1], 1)])
+    torch.manual_seed(3)
+    crop = v2.RandomCrop(5, padding=2)
+    assert torch.equal(ours, torch.stack([crop(x[0]), crop(x[1])]))
+    assert isinstance(shift._crop((5, 5)), v2.RandomCrop)
+
+
+def test_event_frames_are_cached_on_disk(tmp_path) -> None:
+    pytest.importorskip("tonic")
+    for split, label in (("Train", 3), ("Test", 7)):
+        d = tmp_path / "NMNIST" / split / str(label)
+        d.mkdir(parents=True)
+        _nmnist_bin(str(d / "00001.bin"), [(5, 6, 1, 0), (1, 2, 0, 50), (7, 7, 1, 100)])
+    first = next(iter(data.neuromorphic("nmnist", str(tmp_path), T=2, batch_size=1).test))[0]
+    cached = list((tmp_path / "cache" / "nmnist-T2" / "test").glob("*.hdf5"))
+    assert len(cached) == 1
+    # The frames now come from the cache: changing the raw file does not change them.
+    _nmnist_bin(str(tmp_path / "NMNIST" / "Test" / "7" / "00001.bin"), [(0, 0, 0, 0), (0, 0, 0, 100)])
+    again = next(iter(data.neuromorphic("nmnist", str(tmp_path), T=2, batch_size=1).test))[0]
+    assert torch.equal(first, again)
+    fresh = data.neuromorphic("nmnist", str(tmp_path), T=2, batch_size=1, cache=False)
+    assert float(next(iter(fresh.test))[0].sum()) == 1  # uncached: binned from the new file
+    other = tmp_path / "elsewhere"
+    data.neuromorphic("nmnist", str(tmp_path), T=3, batch_size=1, cache_dir=str(other))
+    assert (other / "nmnist-T3" / "train").is_dir()  # one folder per T: frames of another T never mix
+
+
+def test_num_workers_reaches_the_loaders() -> None:
+    b = data.load("digits", batch_size=8, num_workers=2)
+    assert b.train.num_workers == b.test.num_workers == 2 and b.train.persistent_workers
+    assert data.load("digits", batch_size=8).train.num_workers == 0
+    with pytest.raises(ValueError, match="num_workers"):
+        data.make_loader(list(range(4)), 2, train=False, num_workers=-1)

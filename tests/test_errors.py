@@ -126,7 +126,7 @@ def test_invalid_hyper_parameters(make, msg):
 
 
 def test_soft_reset_allows_threshold_below_reset():
-    spk.LIF(v_th=-0.5, reset="soft")  # meaningful with subtraction; only hard reset forbids it
+    spk.LIF(v_th=0.5, v_reset=1.0, reset="soft")  # soft reset ignores v_reset; only hard reset forbids it
 
 
 def test_unsized_infer_neuron_explains_the_dry_run():

@@ -24,8 +24,10 @@ from spikekit.modes import (
     Recording,
     check,
     detach_state,
+    keep_state,
     neurons_of,
     non_spike,
+    nonfinite,
     record,
     reset,
     set_surrogate,
@@ -60,6 +62,7 @@ _LAZY_SUBMODULES = frozenset({"bench", "compat", "convert", "data", "export", "t
 # Functions defined in a lazy submodule, by the module that defines them (loaded the same way).
 _LAZY_FUNCTIONS = {
     "load_model": "spikekit.train.load",
+    "energy": "spikekit.synops",
     "to_nir": "spikekit.export.nir",
     "from_nir": "spikekit.export.nir",
 }
@@ -122,4 +125,6 @@ __all__ = [
     "non_spike",
     "set_surrogate",
     "neurons_of",
+    "keep_state",
+    "nonfinite",
 ]  # the lazy submodules stay out of __all__ so ``from spikekit import *`` stays light too

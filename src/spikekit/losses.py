@@ -97,7 +97,13 @@ class _Loss:
         if self.batch_first:
             xs = xs.transpose(0, 1)
         if xs.shape[0] == 0:
-            raise ValueError(f"{who}: outputs have no time steps (T = 0), shape {tuple(xs.shape)}")
+            raise ValueError(f"{who}: outputs have no time steps (T = 0), shape {tuple(xs.shape)} ({layout})")
+        if xs.shape[1] == 0:
+            # a mean over no samples is NaN, which would reach the optimiser as a loss
+            raise ValueError(
+                f"{who}: outputs have an empty batch (B = 0), shape {tuple(xs.shape)} ({layout}); "
+                f"skip empty batches (e.g. drop_last=True in the DataLoader) before the loss"
+            )
         return xs if xs.is_floating_point() else xs.float()
 
     def _labels(self, y: Tensor, num_classes: int, batch: int) -> Tensor:
@@ -387,7 +393,8 @@ class mse_temporal_loss(_Loss):
     ``on_target <= off_target``.
 
     Args:
-        target_is_time: targets are spike times ``[B, C]`` instead of labels.
+        target_is_time: targets are spike times ``[B, C]`` (or ``[C]``) instead of labels, in
+            ``[-T, T - 1]`` (negative times count from the end).
         on_target, off_target: target times of the correct and other classes.
         tolerance: distance (in steps) below which a time is not penalised.
         reduction, weight, batch_first: see the module docstring.
@@ -424,6 +431,17 @@ class mse_temporal_loss(_Loss):
             if tau.shape not in ((B, C), (C,)):
                 raise ValueError(
                     f"mse_temporal_loss: target times must have shape [B, C] = [{B}, {C}] or [C], got {tuple(tau.shape)}"
+                )
+            if tau.numel() and bool(((tau < -T) | (tau > T - 1) | tau.isnan()).any()):
+                finite = tau[~tau.isnan()]
+                got = (
+                    f"values in [{float(finite.min()):g}, {float(finite.max()):g}]"
+                    if finite.numel()
+                    else "NaN"
+                )
+                raise ValueError(
+                    f"mse_temporal_loss: target times must lie in [-T, T - 1] = [{-T}, {T - 1}] for T = {T} "
+                    f"(negative times count from the end: -1 is step T - 1), got {got}"
                 )
             tau = torch.where(tau < 0, tau + T, tau).expand(B, C)
         else:

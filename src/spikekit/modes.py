@@ -30,6 +30,8 @@ __all__ = [
     "non_spike",
     "set_surrogate",
     "neurons_of",
+    "keep_state",
+    "nonfinite",
 ]
 
 
@@ -306,3 +308,119 @@ def set_surrogate(model: nn.Module, surrogate: str | _sg.Surrogate, **kwargs: fl
         if m.options.surrogate is not None:
             m.options = dataclasses.replace(m.options, surrogate=s)
     return model
+
+
+@contextlib.contextmanager
+def keep_state(model: nn.Module) -> Iterator[nn.Module]:
+    """Keep each neuron's last final state (detached) so :func:`nonfinite` can check it.
+
+    Outside :func:`stepwise` a call ``model(xs)`` starts every neuron from a fresh state and
+    drops the final one, so a membrane that went NaN (its spikes read 0, ``H(NaN) = 0``) leaves
+    no trace in the outputs. Inside this block each neuron holds a reference to the state its
+    last ``scan``/``step`` ended in (one ``[B, *features]`` slice per field, no copy, no
+    compute, no host sync); the references are dropped when the block ends. Touches only
+    ``model``.
+
+    Args:
+        model: the network.
+
+    Returns:
+        A context manager yielding ``model``.
+
+    Example:
+        >>> import torch, spikekit as spk
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), spk.LIF())
+        >>> with spk.keep_state(net):
+        ...     _ = net(torch.full((4, 1, 2), float("nan")))
+        ...     spk.nonfinite(net)
+        '1.state.v'
+    """
+    found = neurons_of(model)
+    for name, m in found:
+        if m._kept is not None:
+            raise RuntimeError(f"keep_state: neuron {name!r} is already inside a keep_state block")
+    try:
+        for _, m in found:
+            m._kept = _Stream()
+        yield model
+    finally:
+        for _, m in found:
+            m._kept = None
+
+
+def _tensors(obj: Any, path: str, out: list[tuple[str, Tensor]]) -> None:
+    """Collect ``(path, tensor)`` from a tensor or nested (named) tuples, lists and dicts."""
+    if isinstance(obj, Tensor):
+        out.append((path or "tensor", obj))
+    elif isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        for f, v in zip(obj._fields, obj, strict=True):
+            _tensors(v, f"{path}.{f}" if path else f, out)
+    elif isinstance(obj, (tuple, list)):
+        for i, v in enumerate(obj):
+            _tensors(v, f"{path}.{i}" if path else str(i), out)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _tensors(v, f"{path}.{k}" if path else str(k), out)
+
+
+def nonfinite(obj: nn.Module | Any) -> str | None:
+    """The path of the first tensor holding NaN or inf, or ``None`` when everything is finite.
+
+    A neuron whose membrane goes NaN keeps it NaN and outputs finite zeros, so a finite loss
+    does not show it; call this at the end of a sequence (e.g. once per batch in a trainer,
+    next to the loss check). It costs one host sync (one reduction per tensor, read
+    together) and nothing at all in the forward pass.
+
+    What is checked, in module order:
+
+    * a model: every neuron's parameters and buffers (``"1.v_th"``, ``"1.beta_logit"``), then
+      the state it carries: inside :func:`stepwise` the stepping state, inside
+      :func:`keep_state` the final state of its last call (``"1.state.v"``; a step-aware
+      layer's carried state the same way). Outside both, no state is held, so only the
+      parameters are checked;
+    * a state ``NamedTuple`` (``"v"``), nested tuples, lists or dicts of them (a
+      :class:`Recording` too: ``"1.states.v"``), or a tensor (``"tensor"``).
+
+    Args:
+        obj: a model, or states/tensors.
+
+    Returns:
+        The first non-finite path, or ``None``.
+
+    Example:
+        >>> import torch, spikekit as spk
+        >>> from spikekit.neurons import LIFState
+        >>> spk.nonfinite(LIFState(torch.tensor([0.0, float("nan")]))), spk.nonfinite(LIFState(torch.zeros(2)))
+        ('v', None)
+    """
+    from torch.nn.parameter import is_lazy
+
+    found: list[tuple[str, Tensor]] = []
+    if isinstance(obj, nn.Module):
+        for name, m in _stateful(obj):
+            prefix = "" if name == type(m).__name__ and m is obj else name
+            if isinstance(m, Neuron):
+                for n, t in (*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)):
+                    found.append((f"{prefix}.{n}" if prefix else n, t))
+            for holder in (m._stream, getattr(m, "_kept", None)):
+                if holder is not None and holder.state is not None:
+                    _tensors(holder.state, f"{prefix}.state" if prefix else "state", found)
+    else:
+        _tensors(obj, "", found)
+    checked = [
+        (p, t)
+        for p, t in found
+        if (t.is_floating_point() or t.is_complex()) and not t.is_meta and not is_lazy(t)
+    ]
+    by_device: dict[torch.device, list[int]] = {}
+    for i, (_, t) in enumerate(checked):
+        by_device.setdefault(t.device, []).append(i)
+    ok = [True] * len(checked)
+    for idx in by_device.values():
+        flags = torch.stack([torch.isfinite(checked[i][1].detach()).all() for i in idx]).tolist()
+        for i, f in zip(idx, flags, strict=True):
+            ok[i] = bool(f)
+    for (p, _), good in zip(checked, ok, strict=True):
+        if not good:
+            return p
+    return None

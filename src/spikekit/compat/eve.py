@@ -288,8 +288,7 @@ class LIFNode(_EveNode, LIF):
         tau: membrane time constant (>= 1; decay ``1 - 1/tau``), keyword only as in eve.
         learnable_reset: learns ``v_reset`` and ``v_leak``, two parameters starting equal (eve
             ties them into one).
-        state, voltage_threshold, voltage_reset, learnable_threshold, time_dependent,
-        neuron_wise, surrogate_fn, binary, **kwargs: see :class:`IFNode`.
+        state, voltage_threshold, voltage_reset, learnable_threshold, time_dependent, neuron_wise, surrogate_fn, binary, **kwargs: see :class:`IFNode`.
 
     Returns:
         ``node(x_seq)`` returns the output sequence, shaped like the input.

@@ -189,8 +189,7 @@ class Leaky(_OneStep, LIF):
         learn_beta, learn_threshold: learn ``beta`` (as ``sigmoid(w)``) and ``threshold``.
         reset_mechanism: ``"subtract"``, ``"zero"`` or ``"none"``.
         reset_delay: apply the reset at the next step (snntorch's default ``True``).
-        init_hidden, inhibition, state_quant, output, surrogate_disable,
-        graded_spikes_factor, learn_graded_spikes_factor: only their defaults are accepted.
+        init_hidden, inhibition, state_quant, output, surrogate_disable, graded_spikes_factor, learn_graded_spikes_factor: only their defaults are accepted.
 
     Returns:
         ``lif(x, mem=None)`` returns ``(spk, mem)``.

@@ -353,8 +353,7 @@ class LIFNode(_Node, LIF):
     Args:
         tau: membrane time constant (decay ``1 - 1/tau`` per step).
         decay_input: scale the input by ``1/tau``.
-        v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend,
-        store_v_seq: see :class:`IFNode`.
+        v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend, store_v_seq: see :class:`IFNode`.
 
     Returns:
         ``node(x_seq)`` returns the spikes, shaped like the input.
@@ -398,8 +397,7 @@ class ParametricLIFNode(_Node, LIF):
 
     Args:
         init_tau: initial membrane time constant (> 1).
-        decay_input, v_threshold, v_reset, surrogate_function, detach_reset, step_mode,
-        backend, store_v_seq: see :class:`LIFNode`.
+        decay_input, v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend, store_v_seq: see :class:`LIFNode`.
 
     Returns:
         ``node(x_seq)`` returns the spikes, shaped like the input.

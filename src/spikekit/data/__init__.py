@@ -57,6 +57,7 @@ def load(
     seed: int = 0,
     augment: bool = False,
     pin_memory: bool = False,
+    num_workers: int = 0,
 ) -> DataBundle:
     """Load a dataset by name (what the CLI uses).
 
@@ -70,20 +71,45 @@ def load(
         augment: random one-pixel shifts of the training images (digits only).
         pin_memory: page-locked batches, for a CUDA run (the trainer then copies them without
             blocking).
+        num_workers: DataLoader worker processes per loader (0: load in the main process).
+            Event datasets are binned once and cached on disk (see :func:`neuromorphic`), so
+            workers mostly help the torchvision sets and the first epoch of an event set.
 
     Returns:
         A :class:`DataBundle`.
     """
     if name == "digits":
-        return digits(batch_size, test_batch_size, seed=seed, augment=augment, pin_memory=pin_memory)
+        return digits(
+            batch_size,
+            test_batch_size,
+            seed=seed,
+            augment=augment,
+            pin_memory=pin_memory,
+            num_workers=num_workers,
+        )
     if name not in VISION and name not in NEUROMORPHIC:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(names())}")
     if data_dir is None:
         raise DatasetNotFoundError(f"dataset {name!r} needs a data directory (CLI: --data-dir DIR)")
     if name in VISION:
         return vision(
-            name, data_dir, batch_size, test_batch_size, download=download, seed=seed, pin_memory=pin_memory
+            name,
+            data_dir,
+            batch_size,
+            test_batch_size,
+            download=download,
+            seed=seed,
+            pin_memory=pin_memory,
+            num_workers=num_workers,
         )
     return neuromorphic(
-        name, data_dir, T, batch_size, test_batch_size, download=download, seed=seed, pin_memory=pin_memory
+        name,
+        data_dir,
+        T,
+        batch_size,
+        test_batch_size,
+        download=download,
+        seed=seed,
+        pin_memory=pin_memory,
+        num_workers=num_workers,
     )

@@ -92,7 +92,7 @@ def make_loader(
         train: shuffle (training) or keep order (evaluation, un-padded shards).
         seed: shuffle seed.
         collate_fn: optional collate function.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes (kept alive across epochs when > 0).
         drop_last: drop a last incomplete batch.
         pin_memory: return batches in page-locked memory (for a CUDA run: the copy to the GPU can
             then overlap compute).
@@ -104,6 +104,8 @@ def make_loader(
 
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
     rank, world = dist_info()
     sampler: Sampler[int]
     if train:
@@ -116,6 +118,9 @@ def make_loader(
         sampler=sampler,
         collate_fn=collate_fn,
         num_workers=num_workers,
+        # Workers persist across epochs: re-spawning them (and re-opening tonic/torchvision
+        # files) every epoch costs seconds; the sampler still reshuffles in the main process.
+        persistent_workers=num_workers > 0,
         drop_last=drop_last,
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(seed),

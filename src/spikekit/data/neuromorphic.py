@@ -3,6 +3,9 @@
 tonic reads each dataset's own on-disk format (N-MNIST ``.bin`` event files, DVS Gesture
 ``.npy`` recordings, SHD ``.h5``); ``tonic.transforms.ToFrame`` bins the events into ``T``
 equal time bins. A batch is ``([T, B, *frame], [B])``.
+
+The binned frames are cached on disk with tonic's ``DiskCachedDataset`` (one HDF5 file per
+sample under ``<data_dir>/cache/<name>-T<T>/``), so events are binned once, not every epoch.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def neuromorphic(
     seed: int = 0,
     num_workers: int = 0,
     pin_memory: bool = False,
+    cache: bool = True,
+    cache_dir: str | None = None,
 ) -> DataBundle:
     """N-MNIST, DVS Gesture or SHD through tonic, binned into ``T`` frames per sample.
 
@@ -83,6 +88,11 @@ def neuromorphic(
         download: let tonic download the archives when absent.
         seed: shuffle seed. num_workers: loader workers.
         pin_memory: page-locked batches (for a CUDA run).
+        cache: keep the binned frames on disk (tonic's ``DiskCachedDataset``): the first epoch
+            bins and writes each sample, later epochs (and later runs with the same ``T``) read
+            the frames back. Delete the folder after changing the raw files.
+        cache_dir: where the cache goes (default ``<data_dir>/cache``); one subfolder per
+            dataset, ``T`` and split.
 
     Returns:
         A :class:`DataBundle` with ``temporal=True``; batches ``([T, B, C, H, W], [B])`` (SHD:
@@ -110,8 +120,13 @@ def neuromorphic(
     w, h, p = base.sensor_size
     # ToFrame gives [T, p, h, w] for 2-D sensors and [T, p, w] for SHD's 700 x 1 x 1 "sensor".
     to_frame = _Frames(tonic.transforms.ToFrame(sensor_size=base.sensor_size, n_time_bins=T), one_d=h == 1)
-    train_ds = cls(data_dir, train=True, transform=to_frame)
-    test_ds = cls(data_dir, train=False, transform=to_frame)
+    train_ds: Any = cls(data_dir, train=True, transform=to_frame)
+    test_ds: Any = cls(data_dir, train=False, transform=to_frame)
+    if cache:
+        # The key is everything the frames depend on besides the raw files: dataset and T.
+        root = os.path.join(cache_dir or os.path.join(data_dir, "cache"), f"{name}-T{T}")
+        train_ds = tonic.DiskCachedDataset(train_ds, cache_path=os.path.join(root, "train"))
+        test_ds = tonic.DiskCachedDataset(test_ds, cache_path=os.path.join(root, "test"))
     return DataBundle(
         train=make_loader(
             train_ds,

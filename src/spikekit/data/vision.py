@@ -57,8 +57,13 @@ VISION: dict[str, tuple[str, tuple[str, ...], int, int, tuple[int, int]]] = {
 class RandomShift:
     """Collate that shifts each image by up to ``pixels`` in x and y (zero fill): cheap augmentation.
 
-    Draws from the global torch RNG, which the trainer checkpoints, so a resumed run shifts
-    exactly as an uninterrupted one.
+    Each sample goes through torchvision's ``transforms.v2.RandomCrop(size, padding=pixels)``
+    (pad with zeros, crop the original size at a uniformly drawn offset), which is exactly a
+    random shift. It stays a collate function rather than a dataset transform so that existing
+    ``collate_fn=RandomShift(1)`` callers keep working and so that, with the default
+    ``num_workers=0``, it draws from the global torch RNG, which the trainer checkpoints: a
+    resumed run then shifts exactly as an uninterrupted one. (Worker processes draw from their
+    own seeds instead, which a resume does not replay.)
 
     Args:
         pixels: largest shift in each direction.
@@ -72,18 +77,23 @@ class RandomShift:
 
     def __init__(self, pixels: int = 1) -> None:
         self.pixels = int(pixels)
+        self._crops: dict[tuple[int, int], Callable[[torch.Tensor], torch.Tensor]] = {}
+
+    def _crop(self, size: tuple[int, int]) -> Callable[[torch.Tensor], torch.Tensor]:
+        if size not in self._crops:
+            from torchvision.transforms import v2
+
+            self._crops[size] = v2.RandomCrop(size, padding=self.pixels, fill=0, padding_mode="constant")
+        return self._crops[size]
 
     def __call__(self, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stack ``(image [C, H, W], label)`` samples into ``([B, C, H, W], [B])``, each image shifted."""
         x = torch.stack([b[0] for b in batch])
         y = torch.stack([torch.as_tensor(b[1]) for b in batch])
-        p = self.pixels
-        if p <= 0:
+        if self.pixels <= 0:
             return x, y
-        h, w = x.shape[-2:]
-        xp = torch.nn.functional.pad(x, (p, p, p, p))
-        d = torch.randint(0, 2 * p + 1, (2, x.shape[0]))
-        x = torch.stack([xp[i, ..., d[0, i] : d[0, i] + h, d[1, i] : d[1, i] + w] for i in range(x.shape[0])])
-        return x, y
+        crop = self._crop((int(x.shape[-2]), int(x.shape[-1])))
+        return torch.stack([crop(img) for img in x]), y
 
 
 def digits_arrays(*, test_size: float = 0.2, split_seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -114,6 +124,7 @@ def digits(
     split_seed: int = 0,
     augment: bool = False,
     pin_memory: bool = False,
+    num_workers: int = 0,
 ) -> DataBundle:
     """The embedded default dataset: 1797 8x8 handwritten digits, no download needed.
 
@@ -126,8 +137,10 @@ def digits(
         seed: shuffle seed.
         test_size: fraction held out for testing.
         split_seed: seed of the stratified split.
-        augment: shift training images by up to one pixel (:class:`RandomShift`).
+        augment: shift training images by up to one pixel (:class:`RandomShift`, torchvision's
+            ``RandomCrop`` with padding).
         pin_memory: page-locked batches (for a CUDA run).
+        num_workers: DataLoader worker processes (0: load in the main process).
 
     Returns:
         A :class:`DataBundle` whose batches are ``([B, 1, 8, 8] float in [0, 1], [B] int64)``.
@@ -146,9 +159,16 @@ def digits(
             train=True,
             seed=seed,
             collate_fn=RandomShift(1) if augment else None,
+            num_workers=num_workers,
             pin_memory=pin_memory,
         ),
-        test=make_loader(TensorDataset(x_te, y_te), test_batch_size, train=False, pin_memory=pin_memory),
+        test=make_loader(
+            TensorDataset(x_te, y_te),
+            test_batch_size,
+            train=False,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        ),
         num_classes=10,
         in_channels=1,
         input_size=(8, 8),

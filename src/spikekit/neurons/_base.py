@@ -100,6 +100,20 @@ def decode_description(value: Any) -> Any:
     return value
 
 
+def _summary(t: Tensor) -> str:
+    """A loaded value for a message: the number, or the range and count of bad values."""
+    if t.numel() == 1:
+        return f"{t.item():g}"
+    finite = t[torch.isfinite(t)]
+    rng = (
+        f"values in [{float(finite.min()):g}, {float(finite.max()):g}]"
+        if finite.numel()
+        else "no finite values"
+    )
+    bad = int((~torch.isfinite(t)).sum())
+    return rng + (f" and {bad} NaN/inf" if bad else "")
+
+
 def _show(v: Any) -> str:
     """A described option for a message: a surrogate as ``Sigmoid(alpha=4.0)``, others by repr."""
     if isinstance(v, dict) and "name" in v:
@@ -296,6 +310,8 @@ class Neuron(nn.Module):
 
     options: Options
     ann: bool
+    # Set per instance inside spikekit.keep_state; the class default keeps older pickles working.
+    _kept: _Stream | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -386,9 +402,13 @@ class Neuron(nn.Module):
 
     @classmethod
     def check_values(cls, values: dict[str, float | Tensor], options: Options, who: str) -> None:
-        """Refuse parameter combinations that cannot work (override to add a neuron's own)."""
-        if options.surrogate is not None and "v_th" in values and "v_reset" in values:
-            check_threshold(values["v_th"], values["v_reset"], options.reset, who)
+        """Refuse parameter combinations that cannot work (override to add a neuron's own).
+
+        Run by the constructor and, on the loaded values, by ``load_state_dict``; an override
+        calls ``super().check_values`` first.
+        """
+        if options.surrogate is not None and "v_th" in values:
+            check_threshold(values["v_th"], values.get("v_reset"), options.reset, who)
 
     # ------------------------------------------------------------------ construction
     def _setup(
@@ -441,6 +461,7 @@ class Neuron(nn.Module):
         self.ann = False
         self._stream: _Stream | None = None
         self._recorder: list[Any] | None = None
+        self._kept: _Stream | None = None  # spikekit.keep_state: the last final state, detached
         self._learnt = frozenset(learnt)
         # The values as given, so reset_parameters() can rebuild them (e.g. after to_empty()).
         self._init_values = dict(values)
@@ -644,10 +665,14 @@ class Neuron(nn.Module):
                     f"{where} was saved with other options: {'; '.join(problems)} (build it with the "
                     f"checkpoint's options, or drop the key {key!r} to load the tensors alone)"
                 )
+        converted = True
         for p in type(self).parameters_decl:
             msg = self._convert_learnt(p, state_dict, prefix)
             if msg:
                 error_msgs.append(f"{where}: {msg}")
+                converted = False
+        if converted:
+            error_msgs.extend(f"{where}: {msg}" for msg in self._invalid_values(state_dict, prefix))
         if self._pending is not None:
             self._materialize_from(state_dict, prefix)
         super()._load_from_state_dict(
@@ -693,6 +718,38 @@ class Neuron(nn.Module):
                 )
             state_dict[prefix + mine] = p.to_raw(w).to(v.dtype)
         return None
+
+    def _invalid_values(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
+        """Why the parameter values in ``state_dict`` would be refused by the constructor.
+
+        The constructor's rules on each loaded value: finite (a learnt one's unconstrained
+        value too), a fixed decay in [0, 1] and a fixed positive kind > 0 (a learnt one is
+        inside its range by its reparametrisation). Relations between parameters
+        (:meth:`check_values`, e.g. ``v_th > v_reset``) are not checked: training moves learnt
+        parameters past them, and such a checkpoint must still resume. Load path only (host
+        copies).
+
+        Returns:
+            One message per problem; empty when the values are acceptable.
+        """
+        out: list[str] = []
+        for p in type(self).parameters_decl:
+            learnt = p.name in self._learnt
+            name = p.raw_name if learnt else p.name
+            v = state_dict.get(prefix + name)
+            if not isinstance(v, Tensor) or is_lazy(v) or v.is_meta or not v.is_floating_point():
+                continue
+            with torch.no_grad():
+                w = v.detach().to("cpu", torch.float64)
+            if not bool(torch.isfinite(w).all()):
+                out.append(f"{name} must be finite, got {_summary(w)} in the checkpoint")
+            elif learnt:
+                continue
+            elif p.kind == "decay" and bool(((w < 0) | (w > 1)).any()):
+                out.append(f"{p.name} must be in [0, 1] (a decay), got {_summary(w)} in the checkpoint")
+            elif p.kind == "positive" and bool((w <= 0).any()):
+                out.append(f"{p.name} must be > 0, got {_summary(w)} in the checkpoint")
+        return out
 
     def _materialize_from(self, state_dict: dict[str, Any], prefix: str) -> None:
         """Size an unsized ``shape="infer"`` neuron by the saved tensors, as torch's ``nn.Lazy*`` do."""
@@ -835,8 +892,10 @@ class Neuron(nn.Module):
                 f"{name}: {what} must end in the neuron shape {feat} ({layout}; size-1 dims broadcast), "
                 f"got {tuple(x.shape)}"
             )
-        if lead == 2 and x.shape[0] == 0:
-            raise ValueError(f"{name}: {what} has no time steps (T = 0), shape {tuple(x.shape)}")
+        # The time axis is dim 1 of a batch-first input: [0, T, ...] is an empty batch, which
+        # runs (to an empty output) as [T, 0, ...] does.
+        if lead == 2 and x.shape[1 if self.batch_first else 0] == 0:
+            raise ValueError(f"{name}: {what} has no time steps (T = 0), shape {tuple(x.shape)} ({layout})")
         ref = next(iter(self.buffers()), None)
         if ref is None:
             ref = next(iter(self.parameters()), None)
@@ -920,11 +979,21 @@ class Neuron(nn.Module):
             ``(output, new_state)``; the output has the shape of ``x``.
         """
         self._check_x(x, "x", lead=1)
-        state = self.initial_state(x) if state is None else self._check_state(state, x.shape, x, None)
+        if state is None:
+            state = self.initial_state(x)
+        else:
+            state = self._check_state(state, x.shape, x, None)
+            if self.check_finite:
+                self._check_finite_state(state, "the state passed in")
         if self.ann:
             return type(self).ann_activation(x), state
         p = self._cast(self.params(), x)
-        return type(self).step_fn(x, state, p, self.options)
+        out, state = type(self).step_fn(x, state, p, self.options)
+        if self.check_finite:
+            self._check_finite_state(state, "the state after this step")
+        if self._kept is not None:
+            self._kept.state = type(state)(*(t.detach() for t in state))
+        return out, state
 
     def scan(self, xs: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """Run over a whole sequence.
@@ -942,24 +1011,71 @@ class Neuron(nn.Module):
         orig_shape = xs.shape
         if self.batch_first:
             xs = xs.transpose(0, 1)
-        state = (
-            self.initial_state(xs[0])
-            if state is None
-            else self._check_state(state, xs.shape[1:], xs, orig_shape)
-        )
+        if state is None:
+            state = self.initial_state(xs[0])
+        else:
+            state = self._check_state(state, xs.shape[1:], xs, orig_shape)
+            if self.check_finite:
+                self._check_finite_state(state, "the state passed in")
         if self.ann:
             out = type(self).ann_activation(xs)
         else:
             p = self._cast(self.params(), xs)
+            start = state
             if self._recorder is not None:
                 out, states = kernels.scan_trace(type(self).step_fn, xs, state, p, self.options)
                 self._recorder.append((states, out))
                 state = type(state)(*(s[-1] for s in states))
             else:
                 out, state = kernels.scan(type(self).step_fn, xs, state, p, self.options)
+            if self.check_finite:
+                self._check_finite_state(state, "the final state", (xs, start, p))
+        if self._kept is not None:
+            self._kept.state = type(state)(*(t.detach() for t in state))
         if self.batch_first:
             out = out.transpose(0, 1)
         return out, state
+
+    def _check_finite_state(
+        self, state: Any, what: str, rerun: tuple[Tensor, Any, Any] | None = None
+    ) -> None:
+        """``check_finite=True``: raise naming the field (and step) of a non-finite ``state``.
+
+        A membrane that becomes NaN stays NaN while the spikes stay finite zeros
+        (``H(NaN) = 0``), so the outputs alone never show it. One host sync per call, only
+        with ``check_finite``.
+
+        Args:
+            state: the state NamedTuple to check.
+            what: which state it is, for the message.
+            rerun: ``(xs, initial state, params)`` of a scan: on failure the sequence is run
+                again with every state kept, to name the first step where the field went bad.
+
+        Raises:
+            ValueError: a field holds NaN or inf.
+        """
+        ok = torch.stack([torch.isfinite(t).all() for t in state]).tolist()
+        if all(ok):
+            return
+        f = ok.index(False)
+        field = state._fields[f]
+        t = state[f].detach()
+        bad = int((~torch.isfinite(t)).sum())
+        where = ""
+        if rerun is not None:
+            from spikekit import kernels
+
+            xs, start, p = rerun
+            with torch.no_grad():
+                _, states = kernels.scan_trace(type(self).step_fn, xs, start, p, self.options)
+            per_step = (~torch.isfinite(states[f])).flatten(1).any(1).nonzero()
+            if per_step.numel():
+                where = f" from step {int(per_step[0])} of T = {xs.shape[0]} (0-based)"
+        raise ValueError(
+            f"{type(self).__name__}: state.{field} of {what} holds {bad} NaN/inf value(s){where} "
+            f"(check_finite=True). A non-finite membrane stays so while the spikes read 0; look for an "
+            f"overflowing input scale or parameter, or a state carried over from a diverged step"
+        )
 
     def forward(self, xs: Tensor) -> Tensor:
         """Outputs for a whole sequence from a fresh state (one step inside ``stepwise``)."""
@@ -1010,6 +1126,7 @@ class Neuron(nn.Module):
         d = self.__dict__.copy()
         d["_stream"] = None
         d["_recorder"] = None
+        d["_kept"] = None
         return d
 
 
@@ -1022,17 +1139,37 @@ class _Stream:
         self.state: Any = None
 
 
-def check_threshold(v_th: float | Tensor, v_reset: float | Tensor, reset: str, who: str) -> None:
-    """``v_th`` finite, and above ``v_reset`` for a hard reset (else the neuron fires forever).
+def check_threshold(v_th: float | Tensor, v_reset: float | Tensor | None, reset: str, who: str) -> None:
+    """``v_th`` finite; above ``v_reset`` for a hard reset and above 0 for a soft one.
 
-    Values without data (meta tensors) are not checked.
+    Either violation makes the neuron fire forever: a hard reset to ``v_reset >= v_th`` leaves
+    it at the threshold, and a soft reset subtracts ``v_th``, which for ``v_th <= 0`` does not
+    lower the membrane (at zero input it fires every step). ``v_reset=None``: the neuron has
+    none (e.g. :class:`~spikekit.neurons.AlphaLIF`). Values without data (meta tensors) are not
+    checked.
+
+    Args:
+        v_th: threshold, a number or a tensor.
+        v_reset: hard-reset potential, or ``None``.
+        reset: the :class:`Options` reset kind.
+        who: the neuron's name for the message.
+
+    Raises:
+        ValueError: a value is not finite, or the threshold would make the neuron fire forever.
     """
-    th, vr = _host(v_th), _host(v_reset)
-    if th is None or vr is None:
+    th = _host(v_th)
+    vr = None if v_reset is None else _host(v_reset)
+    if th is None or (v_reset is not None and vr is None):
         return
-    if not bool(torch.isfinite(th).all()) or not bool(torch.isfinite(vr).all()):
+    if not bool(torch.isfinite(th).all()) or (vr is not None and not bool(torch.isfinite(vr).all())):
         raise ValueError(f"{who}: v_th and v_reset must be finite, got v_th={v_th}, v_reset={v_reset}")
-    if reset == "hard" and bool((th <= vr).any()):
+    if reset == "soft" and bool((th <= 0).any()):
+        raise ValueError(
+            f"{who}: with reset='soft', v_th must be > 0: the reset subtracts v_th, so a threshold "
+            f"<= 0 never lowers the membrane and the neuron fires every step (even at zero input); "
+            f"got v_th={v_th}. Use a positive threshold, or reset='hard' with v_th > v_reset"
+        )
+    if reset == "hard" and vr is not None and bool((th <= vr).any()):
         raise ValueError(
             f"{who}: with reset='hard', v_th must be > v_reset (else it fires every step), "
             f"got v_th={v_th}, v_reset={v_reset}"

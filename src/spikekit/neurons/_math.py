@@ -16,7 +16,7 @@ from torch import Tensor
 
 from spikekit import surrogate as _sg
 
-__all__ = ["Options", "RESETS", "fire", "leak", "integrate", "detach_if_independent"]
+__all__ = ["Options", "RESETS", "fire", "leak", "integrate", "detach_if_independent", "check_state_shape"]
 
 RESETS = ("hard", "soft", "none")
 
@@ -125,3 +125,31 @@ def detach_if_independent(state: NamedTuple, options: Options) -> Any:
     if options.time_dependent:
         return state
     return type(state)(*(t.detach() for t in state))
+
+
+def check_state_shape(x: Tensor, state: tuple[Tensor, ...], who: str) -> None:
+    """Refuse a state whose shape differs from the input's: torch would broadcast it silently.
+
+    A state of batch 1 given with an input of batch 4 would run as four copies of one neuron
+    state, and a state of another batch size would fail deep in an op or, when one side is 1,
+    not at all. Shapes only (no data, no host sync), so tracing is unaffected: the kernel
+    generator traces a step on 0-d tensors, where the shapes always agree, and under
+    ``torch.compile`` the comparison is a shape guard.
+
+    Args:
+        x: the step's input ``[B, *features]``.
+        state: the step's state NamedTuple; every field must have ``x``'s shape.
+        who: the step function's name for the message.
+
+    Raises:
+        ValueError: a field's shape differs from ``x``'s (both shapes named).
+    """
+    shape = x.shape
+    for f, t in enumerate(state):
+        if t.shape != shape:
+            name = state._fields[f] if hasattr(state, "_fields") else str(f)
+            raise ValueError(
+                f"{who}: state.{name} has shape {tuple(t.shape)} but the input x has shape {tuple(shape)}; "
+                f"the state must have the shape of one input time slice [B, *features] (it is not "
+                f"broadcast: a batch size change needs a fresh state)"
+            )

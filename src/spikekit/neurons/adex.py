@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, integrate
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate
 
 __all__ = ["AdEx", "AdExParams", "AdExState", "adex_step"]
 
@@ -72,6 +72,7 @@ def adex_step(x: Tensor, state: AdExState, params: AdExParams, options: Options)
     Returns:
         ``(z, AdExState(v', i', w'))``.
     """
+    check_state_shape(x, state, "adex_step")
     state = detach_if_independent(state, options)
     p = params
     k = 1 - p.beta

@@ -7,7 +7,7 @@ from typing import NamedTuple
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, integrate, leak
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate, leak
 
 __all__ = ["ALIF", "ALIFParams", "ALIFState", "alif_step"]
 
@@ -51,6 +51,7 @@ def alif_step(x: Tensor, state: ALIFState, params: ALIFParams, options: Options)
     Returns:
         ``(z, ALIFState(v', a'))``.
     """
+    check_state_shape(x, state, "alif_step")
     state = detach_if_independent(state, options)
     p = params
     theta = p.v_th + p.adapt * state.a

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Options, Param, _host
-from spikekit.neurons._math import detach_if_independent, fire
+from spikekit.neurons._math import check_state_shape, detach_if_independent, fire
 
 __all__ = ["AlphaLIF", "AlphaLIFParams", "AlphaLIFState", "alpha_lif_step"]
 
@@ -64,6 +64,7 @@ def alpha_lif_step(
     Returns:
         ``(z, AlphaLIFState(v', e, n))``: spikes (or ``v' - v_th`` if not binary) and the new state.
     """
+    check_state_shape(x, state, "alpha_lif_step")
     state = detach_if_independent(state, options)
     p = params
     log_exc = torch.log(p.beta_exc)
@@ -131,6 +132,7 @@ class AlphaLIF(Neuron):
     @classmethod
     def check_values(cls, values: dict[str, Any], options: Options, who: str) -> None:
         """Refuse decays that make the membrane scale undefined or negative-going."""
+        super().check_values(values, options, who)
         exc, inh = _host(values["beta_exc"]), _host(values["beta_inh"])
         if exc is not None and inh is not None:
             if bool((inh >= 1).any()) or bool((inh <= 0).any()) or bool((exc <= 0).any()):

@@ -8,7 +8,7 @@ import numpy as np
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, integrate, leak
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate, leak
 from spikekit.neurons.lif import nir_decay_input, nir_scalar, nir_tau, nir_values
 
 __all__ = ["CubaLIF", "CubaLIFParams", "CubaLIFState", "cuba_lif_step"]
@@ -53,6 +53,7 @@ def cuba_lif_step(
     Returns:
         ``(z, CubaLIFState(v', i'))``.
     """
+    check_state_shape(x, state, "cuba_lif_step")
     state = detach_if_independent(state, options)
     p = params
     j = state.i + x

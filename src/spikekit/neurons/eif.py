@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, integrate
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate
 
 __all__ = ["EIF", "EIFParams", "EIFState", "eif_step"]
 
@@ -59,6 +59,7 @@ def eif_step(x: Tensor, state: EIFState, params: EIFParams, options: Options) ->
     Returns:
         ``(z, EIFState(v'))``: spikes (or ``h - v_th`` if not binary) and the new state.
     """
+    check_state_shape(x, state, "eif_step")
     state = detach_if_independent(state, options)
     p = params
     k = 1 - p.beta

@@ -8,7 +8,7 @@ import numpy as np
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, integrate
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate
 from spikekit.neurons.lif import nir_scalar, nir_values
 
 __all__ = ["IF", "IFParams", "IFState", "if_step"]
@@ -40,6 +40,7 @@ def if_step(x: Tensor, state: IFState, params: IFParams, options: Options) -> tu
     Returns:
         ``(z, IFState(v'))``.
     """
+    check_state_shape(x, state, "if_step")
     state = detach_if_independent(state, options)
     out, _, v = integrate(state.v, lambda v: v + x, params.v_th, params.v_reset, options)
     return out, IFState(v)

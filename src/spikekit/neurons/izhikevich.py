@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, integrate
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate
 
 __all__ = ["Izhikevich", "IzhikevichParams", "IzhikevichState", "izhikevich_step"]
 
@@ -73,6 +73,7 @@ def izhikevich_step(
     Returns:
         ``(z, IzhikevichState(v', u'))``.
     """
+    check_state_shape(x, state, "izhikevich_step")
     state = detach_if_independent(state, options)
     p = params
     r = 1 - p.beta

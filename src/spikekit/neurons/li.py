@@ -8,7 +8,7 @@ import numpy as np
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, leak
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, leak
 from spikekit.neurons.lif import nir_decay_input, nir_scalar, nir_tau, nir_values
 
 __all__ = ["LI", "LIParams", "LIState", "li_step"]
@@ -44,6 +44,7 @@ def li_step(x: Tensor, state: LIState, params: LIParams, options: Options) -> tu
     Returns:
         ``(v', LIState(v', i'))``.
     """
+    check_state_shape(x, state, "li_step")
     state = detach_if_independent(state, options)
     j = state.i + x
     v = leak(state.v, j, params.beta, params.v_leak, options.decay_input)

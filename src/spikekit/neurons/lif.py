@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, integrate, leak
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate, leak
 
 __all__ = [
     "LIF",
@@ -64,6 +64,7 @@ def lif_step(x: Tensor, state: LIFState, params: LIFParams, options: Options) ->
     Returns:
         ``(z, LIFState(v'))``: spikes (or ``h - v_th`` if not binary) and the new state.
     """
+    check_state_shape(x, state, "lif_step")
     state = detach_if_independent(state, options)
     p = params
     out, _, v = integrate(

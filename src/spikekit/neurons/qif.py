@@ -7,7 +7,7 @@ from typing import NamedTuple
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param
-from spikekit.neurons._math import Options, detach_if_independent, integrate
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate
 
 __all__ = ["QIF", "QIFParams", "QIFState", "qif_step"]
 
@@ -57,6 +57,7 @@ def qif_step(x: Tensor, state: QIFState, params: QIFParams, options: Options) ->
     Returns:
         ``(z, QIFState(v'))``: spikes (or ``h - v_th`` if not binary) and the new state.
     """
+    check_state_shape(x, state, "qif_step")
     state = detach_if_independent(state, options)
     p = params
     k = 1 - p.beta

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from spikekit.neurons._base import Neuron, Param, check_dt
-from spikekit.neurons._math import Options, detach_if_independent, integrate
+from spikekit.neurons._math import Options, check_state_shape, detach_if_independent, integrate
 
 __all__ = ["RF", "RFParams", "RFState", "rf_step"]
 
@@ -61,6 +61,7 @@ def rf_step(x: Tensor, state: RFState, params: RFParams, options: Options) -> tu
     Returns:
         ``(z, RFState(v', i'))``.
     """
+    check_state_shape(x, state, "rf_step")
     state = detach_if_independent(state, options)
     p = params
     g = 1 - p.beta if options.decay_input else 1

@@ -1,20 +1,44 @@
-"""Checkpoints: atomic writes, safe loads, and the RNG state that makes a resume exact."""
+"""Checkpoints: atomic writes, safe loads, the RNG state that makes a resume exact, and the
+output folder's lock (one run per folder) and clean-up of temp files left by a killed run."""
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import pickle
 import random
+import socket
 import tempfile
+import time
+import zipfile
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+__all__ = [
+    "CheckpointError",
+    "RunLockError",
+    "RunLock",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "remove_temp_files",
+    "TEMP_PATTERNS",
+]
+
+# What an interrupted save leaves behind: save_checkpoint's temp files and the CSV's.
+TEMP_PATTERNS = (".tmp-*.pt", "*.tmp")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be read (missing, truncated, or containing more than plain data)."""
+
+
+class RunLockError(RuntimeError):
+    """Another live run holds the output folder's lock."""
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike[str]) -> str:
@@ -59,16 +83,44 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
+    # torch.save writes a zip archive: anything else (a truncated copy, random bytes, another
+    # format) is corrupt, which is a different problem from an untrusted pickle.
+    if not zipfile.is_zipfile(path):
+        size = os.path.getsize(path)
+        raise CheckpointError(
+            f"refusing to load checkpoint {path!r}: it is corrupt or truncated ({size} bytes, not a "
+            f"complete torch zip archive); use an intact copy, e.g. best.pt or an earlier last.pt"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError, RuntimeError on truncation, EOFError, ...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"refusing to load checkpoint {path!r}: it is not a plain-data torch checkpoint ({first})"
-        ) from None
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        if "weights only" in text.lower() or "weights_only" in text:
+            what = _unsafe_global(text)
+            raise CheckpointError(
+                f"refusing to load checkpoint {path!r}: it is not a plain-data torch checkpoint (loading "
+                f"it would import or call {what}; only tensors and plain data are loaded, and spikekit "
+                f"never loads with weights_only=False)"
+            ) from None
+        raise CheckpointError(f"refusing to load checkpoint {path!r}: it is corrupt ({_first(e)})") from None
+    except Exception as e:  # RuntimeError / EOFError on a damaged archive member, ...
+        raise CheckpointError(f"refusing to load checkpoint {path!r}: it is corrupt ({_first(e)})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path!r} holds a {type(ckpt).__name__}, expected a dict")
     return ckpt
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _unsafe_global(text: str) -> str:
+    # torch names what the pickle asked for, e.g. "Unsupported global: GLOBAL builtins.open".
+    import re
+
+    m = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"Unsupported operand[^\n]*", text)
+    return m.group(1) if m and m.groups() else (m.group(0) if m else "code outside torch's allow-list")
 
 
 def rng_state(device: str | torch.device | None = None) -> dict[str, Any]:
@@ -107,3 +159,126 @@ def set_rng_state(state: dict[str, Any], device: str | torch.device | None = Non
     random.setstate((py[0], tuple(py[1]), py[2]))
     if state.get("cuda") is not None and device is not None and torch.device(device).type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], torch.device(device))
+
+
+def remove_temp_files(folder: str | os.PathLike[str]) -> list[str]:
+    """Remove the temp files an earlier killed run left in ``folder`` (``.tmp-*.pt``, ``*.tmp``).
+
+    Call it only while holding the folder's :class:`RunLock`: a live run's temp files are
+    otherwise indistinguishable from a dead one's.
+
+    Args:
+        folder: a run's output folder.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    for pattern in TEMP_PATTERNS:
+        for p in glob.glob(os.path.join(os.fspath(folder), pattern)):
+            try:
+                os.remove(p)
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive lock on a run's output folder: ``folder/.lock`` holding pid, host and start time.
+
+    Created with ``O_EXCL`` so two runs cannot both take it. A lock whose process is gone (same
+    host, pid not alive), or that was written on another host (its pid means nothing here), is
+    stale and is taken over; the takeover itself is again ``O_EXCL``, so of two runs that find
+    the same stale lock only one wins.
+
+    Args:
+        folder: the output folder (created if absent).
+
+    Example:
+        >>> import tempfile
+        >>> with RunLock(tempfile.mkdtemp()) as lock:
+        ...     lock.stale is None
+        True
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = os.fspath(folder)
+        self.path = os.path.join(self.folder, self.NAME)
+        self.stale: dict[str, Any] | None = None  # the stale lock taken over, if any
+        self._held = False
+
+    def acquire(self) -> RunLock:
+        """Take the lock.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            RunLockError: a live run (same host, pid alive) holds it; its pid, host and start named.
+        """
+        os.makedirs(self.folder, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                held = self._read()
+                if (
+                    held is not None
+                    and held.get("host") == me["host"]
+                    and _pid_alive(int(held.get("pid", -1)))
+                ):
+                    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(held.get("started", 0))))
+                    raise RunLockError(
+                        f"another run (pid {held['pid']} on {held['host']}, started {since}) is writing to "
+                        f"{self.folder!r}; wait for it or choose another --out-dir"
+                    ) from None
+                self.stale = held or {}
+                try:
+                    os.remove(self.path)
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self._held = True
+            return self
+        raise RunLockError(f"could not take the lock {self.path!r} (another run keeps taking it)")
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            with open(self.path) as f:
+                held = json.load(f)
+            return held if isinstance(held, dict) else None
+        except (OSError, ValueError):
+            return None  # half-written or unreadable: treated as stale
+
+    def release(self) -> None:
+        """Remove the lock if this object holds it."""
+        if self._held:
+            self._held = False
+            held = self._read()
+            if held is None or held.get("pid") == os.getpid():
+                try:
+                    os.remove(self.path)
+                except FileNotFoundError:
+                    pass
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -137,6 +137,26 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _nonnegative_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
+    return v
+
+
+def _seed_arg(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {s!r}") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..2**63-1, got {v}")
+    return v
+
+
 def _device_arg(s: str) -> str:
     from spikekit.train.trainer import DEVICE_CHOICES, DEVICE_SPEC
 
@@ -197,7 +217,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     a("--batch-size", dest="batch_size", type=_positive_int, help="global batch size (split over processes)")
     a("--lr", type=_positive_float, help="learning rate")
     a("--optimizer", choices=("adamw", "adam", "sgd"))
-    a("--weight-decay", dest="weight_decay", type=float)
+    a("--weight-decay", dest="weight_decay", type=_nonnegative_float, help="weight decay (>= 0)")
     a("--schedule", choices=("cosine", "none"), help="learning-rate schedule per epoch")
     a("--clip-grad", dest="clip_grad", type=_positive_float, help="clip the global gradient norm")
     amp = p.add_mutually_exclusive_group()
@@ -207,8 +227,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                      help="fp16 autocast with a GradScaler (CPU or GPU)")  # fmt: skip
     a("--tbptt", type=_positive_int, help="truncated BPTT window in steps (default: full BPTT)")
     a("--deterministic", action="store_true", default=None, help="deterministic kernels")
-    a("--seed", type=int)
-    a("--out-dir", dest="out_dir", help="output folder (default runs/train)")
+    a("--seed", type=_seed_arg, help="random seed, 0..2**63-1")
+    a("--out-dir", dest="out_dir",
+      help="output folder (default runs/train, or the next free runs/train-N when that holds a run)")  # fmt: skip
     a("--no-plots", dest="plots", action="store_false", default=None, help="skip the PNG plots")
     a(
         "--no-progress",
@@ -239,6 +260,10 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--preset", choices=sorted(PRESETS), help="reproduce a reference tutorial's experiment")
     _add_common(t)
     t.add_argument("--resume", help="checkpoint to resume from, or 'auto' for OUT_DIR/last.pt")
+    t.add_argument("--resume-override", dest="resume_override", action="store_true", default=None,
+                   help="with --resume: apply options that differ from the checkpoint's run (recorded)")  # fmt: skip
+    t.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace the run already in --out-dir (its checkpoints, metrics, tb/ and plots/)")  # fmt: skip
     t.set_defaults(func=_guarded(run_train, "spikekit train"))
     s = _one_line_errors(
         subparsers.add_parser(
@@ -267,6 +292,10 @@ def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None)
         for k, v in vars(args).items()
         if v is not None and k not in ("func", "preset", "neuron_opt", "model_opt", "only", "command")
     }
+    cfg["given"] = sorted(
+        [*given, *(["neuron_options"] if getattr(args, "neuron_opt", None) else []),
+         *(["model_options"] if getattr(args, "model_opt", None) else [])]
+    )  # fmt: skip
     cfg["epochs_given"] = "epochs" in given
     cfg["batch_size_given"] = "batch_size" in given
     cfg.update(given)
@@ -338,6 +367,17 @@ def _check(cfg: dict[str, Any]) -> None:
         raise CLIError(str(e)) from None
     if cfg["dataset"] not in data.names():
         raise CLIError(f"unknown dataset {cfg['dataset']!r}; expected one of {', '.join(data.names())}")
+    for k, v in (cfg.get("neuron_options") or {}).items():
+        # A bare word where the neuron wants a number fails deep in torch ("invalid data type
+        # 'str'"); try the option on its own neuron first and name it.
+        if isinstance(v, str):
+            try:
+                spk.get_neuron(cfg["neuron"])(**{k: v})
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise CLIError(
+                    f"--neuron-opt {k}={v}: {cfg['neuron']} does not accept {v!r} for {k} "
+                    f"(expected a number or another of its values; {str(e).splitlines()[0]})"
+                ) from None
 
 
 def _rank_world() -> tuple[int, int]:
@@ -469,6 +509,26 @@ def _optimizer(cfg: dict[str, Any], params: Any) -> tuple[Any, Any]:
     return opt, sched
 
 
+def _cosine(opt: Any, cfg: dict[str, Any], done: int) -> Any:
+    """A cosine schedule over ``cfg["epochs"]`` from ``cfg["lr"]``, fast-forwarded ``done`` epochs.
+
+    Stepping from the start reproduces an uninterrupted run's (recursive) learning rates exactly;
+    a resumed run with more epochs gets the schedule of the longer run, not the old one's end (0).
+    """
+    import warnings
+
+    import torch
+
+    for g in opt.param_groups:
+        g["lr"] = g["initial_lr"] = cfg["lr"]
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg["epochs"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": on purpose
+        for _ in range(done):
+            sched.step()
+    return sched
+
+
 def _init_distributed(device: str) -> bool:
     import torch.distributed as dist
 
@@ -479,18 +539,239 @@ def _init_distributed(device: str) -> bool:
     return True
 
 
+# What a resume must not change silently: each differs only with --resume-override (recorded).
+RESUME_KEYS = (
+    "dataset", "model", "neuron", "neuron_options", "model_options", "surrogate", "surrogate_alpha",
+    "encoder", "loss", "decoder", "T", "batch_size", "lr", "optimizer", "weight_decay", "schedule",
+    "clip_grad", "tbptt", "seed", "augment", "max_batches",
+)  # fmt: skip
+# What a run writes into its folder (removed by --overwrite; nothing else there is touched).
+RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "tb", "plots")
+
+
+def _run_entries(out: str) -> list[str]:
+    """What ``out`` holds besides the lock and temp files (a non-empty list: a run is there)."""
+    from fnmatch import fnmatch
+
+    from spikekit.train.checkpoint import TEMP_PATTERNS, RunLock
+
+    if not os.path.isdir(out):
+        return []
+    return sorted(
+        e for e in os.listdir(out) if e != RunLock.NAME and not any(fnmatch(e, p) for p in TEMP_PATTERNS)
+    )
+
+
+def _default_out_dir(cfg: dict[str, Any], say: Any) -> None:
+    # Without --out-dir, a second run never lands on the first: runs/train, then runs/train-2,
+    # -3, ... (the first free one). --resume auto without --out-dir continues the newest of them.
+    if "out_dir" in cfg.get("given", ["out_dir"]) or cfg.get("overwrite"):
+        return
+    base = cfg["out_dir"]
+    candidates = [base] + [f"{base}-{n}" for n in range(2, 10_000)]
+    if cfg.get("resume") == "auto":
+        have = [c for c in candidates[:1] + [c for c in candidates[1:] if os.path.isdir(c)]
+                if os.path.isfile(os.path.join(c, "last.pt"))]  # fmt: skip
+        if have:
+            cfg["out_dir"] = max(have, key=lambda c: os.path.getmtime(os.path.join(c, "last.pt")))
+        return
+    if cfg.get("resume"):
+        return
+    for c in candidates:
+        if not _run_entries(c):
+            if c != base:
+                say(
+                    f"note: {base} already holds a run; writing to {c} (give --out-dir or --overwrite to choose)"
+                )
+            cfg["out_dir"] = c
+            return
+
+
+def _prepare_out_dir(cfg: dict[str, Any], say: Any) -> Any:
+    """Check, lock and tidy the output folder before anything trains; returns the held lock.
+
+    Raises:
+        CLIError: the path is a file, it cannot be created or written, another live run holds
+            it, or it holds a run and neither ``--resume`` nor ``--overwrite`` was given.
+    """
+    import shutil
+
+    from spikekit.train.checkpoint import RunLock, RunLockError, remove_temp_files
+
+    out = cfg["out_dir"]
+    if cfg.get("resume") and cfg.get("overwrite"):
+        raise CLIError(
+            "--resume continues the run in --out-dir and --overwrite replaces it; give one of them"
+        )
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out-dir {out} is a file, expected a folder (or a path that does not exist yet)")
+    lock = RunLock(out)
+    try:
+        lock.acquire()
+    except RunLockError as e:
+        raise CLIError(str(e)) from None
+    except OSError as e:
+        raise CLIError(f"--out-dir {out} cannot be created or written: {e.strerror or e}") from None
+    try:
+        if lock.stale is not None:
+            s = lock.stale
+            say(f"note: took over a stale lock in {out} (pid {s.get('pid')} on {s.get('host')} is gone)")
+        removed = remove_temp_files(out)
+        if removed:
+            say(f"note: removed {len(removed)} temp file(s) an earlier killed run left in {out}")
+        entries = _run_entries(out)
+        if entries and not cfg.get("resume") and not cfg.get("overwrite"):
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise CLIError(
+                f"--out-dir {out} already holds a run ({shown}); give --resume auto to continue it, "
+                f"--overwrite to replace it, or another --out-dir"
+            )
+        if entries and cfg.get("overwrite"):
+            for name in RUN_FILES:
+                p = os.path.join(out, name)
+                if os.path.isdir(p):
+                    shutil.rmtree(p)
+                elif os.path.exists(p):
+                    os.remove(p)
+            say(
+                f"note: --overwrite: removed the earlier run's {', '.join(n for n in RUN_FILES if n in entries)}"
+            )
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _probe_out_dir(out: str, state: dict[str, Any]) -> None:
+    """Write a checkpoint-sized file into ``out`` and check the disk has room for a few more.
+
+    Raises:
+        CLIError: not writable, or less free space than four checkpoints (last.pt, best.pt and
+            the temp copy of each save, plus logs).
+    """
+    import shutil
+    import tempfile
+
+    import torch
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-probe-", suffix=".pt", dir=out)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            size = os.path.getsize(tmp)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    except OSError as e:
+        raise CLIError(f"--out-dir {out} is not writable: {e.strerror or e}") from None
+    free = shutil.disk_usage(out).free
+    need = 4 * size + (1 << 20)
+    if free < need:
+        raise CLIError(
+            f"--out-dir {out}: only {free / 2**20:.1f} MiB free; a checkpoint takes {size / 2**20:.1f} MiB "
+            f"and a run needs about {need / 2**20:.1f} MiB"
+        )
+
+
+def _resume_config(cfg: dict[str, Any], say: Any) -> dict[str, Any] | None:
+    """Load the ``--resume`` checkpoint and reconcile the run's configuration with it.
+
+    Options not given on the command line take the checkpoint's values; given ones that differ
+    are refused (each named) unless ``--resume-override`` applies them, which is recorded in
+    ``cfg["resume_overrides"]``. Returns the checkpoint (``None`` without ``--resume``).
+    """
+    from spikekit.train.checkpoint import CheckpointError, load_checkpoint
+
+    if not cfg.get("resume"):
+        return None
+    path = os.path.join(cfg["out_dir"], "last.pt") if cfg["resume"] == "auto" else cfg["resume"]
+    cfg["resume_path"] = path
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as e:
+        raise CLIError(f"--resume: {e}") from None
+    if ckpt.get("format") != "spikekit-train/1":
+        raise CLIError(f"--resume {path}: not a spikekit training checkpoint (format {ckpt.get('format')!r})")
+    old = ckpt.get("config") or {}
+    given = set(cfg.get("given", []))
+    diffs: dict[str, list[Any]] = {}
+    for k in RESUME_KEYS:
+        if k not in old:
+            continue
+        if k in given:
+            if _plain(cfg.get(k)) != _plain(old[k]):
+                diffs[k] = [old[k], cfg.get(k)]
+        else:
+            cfg[k] = old[k]
+    for k in ("resize", "normalize", "fallback_from"):
+        if k in old and k not in given:
+            cfg[k] = old[k]
+    if "epochs" not in given and "epochs" in old:
+        cfg["epochs"] = old["epochs"]
+    if diffs and not cfg.get("resume_override"):
+        listed = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diffs.items())
+        raise CLIError(
+            f"--resume {path}: this run differs from the checkpoint's ({listed}); drop those options to "
+            f"continue the same run, or add --resume-override to apply them from here on (recorded)"
+        )
+    overrides = list(old.get("resume_overrides") or [])
+    if diffs:
+        at = {"epoch": int(ckpt.get("epoch", 0)), "batch": int(ckpt.get("batch_idx", 0))}
+        overrides.append({**at, "changes": diffs})
+        say("note: --resume-override: " + "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diffs.items()))
+    cfg["resume_overrides"] = overrides
+    done = int(ckpt.get("epoch", 0))
+    if done >= cfg["epochs"]:
+        raise CLIError(
+            f"--resume {path}: the checkpoint has already trained {done} of {cfg['epochs']} epochs; "
+            f"give --epochs N with N > {done} to train further"
+        )
+    return ckpt
+
+
+def _plain(v: Any) -> Any:
+    from spikekit.train.load import plain_data
+
+    try:
+        return plain_data(v)
+    except TypeError:
+        return repr(v)
+
+
 def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
     """Run one training from a resolved config; returns the trainer's info dict plus paths.
 
+    Everything that can be checked is checked before the first batch: the options, the output
+    folder (locked, writable, room for checkpoints, not holding another run unless ``--resume``
+    or ``--overwrite``), and a ``--resume`` checkpoint against this run's options.
+
     Raises:
-        CLIError: bad configuration or missing data.
+        CLIError: bad configuration, missing data, an unusable output folder or checkpoint.
+        NonFiniteError: the loss or the weights became non-finite (nothing non-finite saved).
     """
+    _normalise_precision(cfg)
+    _setup_device(cfg)  # idempotent; resolves "auto" in configs that skipped run_train / run_sweep
+    rank, _ = _rank_world()
+    lock = None
+    if rank == 0 and cfg.get("out_dir") is not None:
+        _default_out_dir(cfg, say)
+        lock = _prepare_out_dir(cfg, say)
+    try:
+        return _train_locked(cfg, say)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(cfg: dict[str, Any], say: Any) -> dict[str, Any]:
     import torch
 
     from spikekit.train.trainer import Trainer, describe_device, seed_everything
 
-    _normalise_precision(cfg)
-    _setup_device(cfg)  # idempotent; resolves "auto" in configs that skipped run_train / run_sweep
+    ckpt = _resume_config(cfg, say)
     _check(cfg)
     rank, world = _rank_world()
     seed_everything(cfg["seed"], cfg["deterministic"])
@@ -509,18 +790,41 @@ def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
         tbptt=cfg["tbptt"], out_dir=out, progress=bool(cfg["progress"]), config=_plain_config(cfg),
         device=cfg["device"], max_batches=cfg["max_batches"], model_spec=spec,
     )  # fmt: skip
-    if cfg.get("resume"):
-        path = os.path.join(out, "last.pt") if cfg["resume"] == "auto" else cfg["resume"]
-        from spikekit.train.checkpoint import CheckpointError, load_checkpoint
-
+    if ckpt is not None:
+        path = cfg["resume_path"]
+        changed = (
+            {k for o in cfg["resume_overrides"][-1:] for k in o["changes"]}
+            if cfg["resume_overrides"]
+            else set()
+        )
+        if "optimizer" in changed and ckpt.get("epoch") is not None:
+            # Another optimiser cannot take the old one's state: it starts fresh (recorded).
+            ckpt = {
+                **ckpt,
+                "optimizer": opt.state_dict(),
+                "optimizer_class": type(opt).__name__,
+                "scheduler": None,
+            }
         try:
-            ckpt = load_checkpoint(path)
             trainer.load_state_dict(ckpt)
-        except (CheckpointError, ValueError, RuntimeError) as e:
-            raise CLIError(str(e).splitlines()[0]) from None
+        except (ValueError, RuntimeError, KeyError) as e:
+            raise CLIError(f"--resume {path}: {' '.join(str(e).split())}") from None
+        for g in opt.param_groups:
+            g["weight_decay"] = cfg["weight_decay"]
+        if cfg["schedule"] == "cosine":
+            trainer.scheduler = _cosine(opt, cfg, trainer.epoch)
+        else:
+            trainer.scheduler = None
+            for g in opt.param_groups:
+                g["lr"] = g["initial_lr"] = cfg["lr"]
+        trainer._saved = (
+            path if os.path.abspath(os.path.dirname(path)) == os.path.abspath(out or "") else None
+        )
         say(f"resumed from {path} at epoch {trainer.epoch} (batch {trainer.batch_idx})")
         for note in [*_resume_notes(cfg, ckpt), *_spec_notes(spec, ckpt)]:
             say(note)
+    if rank == 0 and out is not None:
+        _probe_out_dir(out, trainer.state_dict())
     if rank == 0 and cfg["progress"]:
         say(
             f"training {cfg['model']} ({cfg['neuron']}) on {cfg['dataset']}: T={cfg['T']}, encoder={clf_encoder(cfg, bundle)}, "
@@ -575,6 +879,8 @@ def _plain_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
     out = {}
     for k, v in cfg.items():
+        if k in ("given", "resume_path"):
+            continue
         try:
             out[k] = plain_data(v, k)
         except TypeError:
@@ -600,14 +906,29 @@ def clf_encoder(cfg: dict[str, Any], bundle: Any) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """``spikekit train``: returns the exit code (0 done, 2 bad input, 130 interrupted)."""
+    """``spikekit train``: returns the exit code.
+
+    0 done; 1 the output folder failed mid-run (disk full, removed); 2 bad input (options,
+    data, output folder, checkpoint), found before training; 3 non-finite loss or weights
+    (the last good checkpoint kept); 130 stopped by Ctrl-C, 143 by SIGTERM (checkpoint saved).
+    """
     cfg = resolve_config(args)
     _setup_device(cfg)
     did_init = _init_distributed(cfg["device"])
     try:
         rank, world = _rank_world()
         say = print if rank == 0 else (lambda *a, **k: None)
-        info = train_once(cfg, say=say)
+        from spikekit.train.trainer import NonFiniteError
+
+        try:
+            info = train_once(cfg, say=say)
+        except NonFiniteError as e:
+            print(f"spikekit train: error: {e}", file=sys.stderr)
+            return 3
+        except OSError as e:
+            where = e.filename or cfg.get("out_dir")
+            print(f"spikekit train: error: writing {where} failed: {e.strerror or e}", file=sys.stderr)
+            return 1
         if did_init:
             # gloo's worker threads release the last collective's tensors after wait() has
             # returned, and need the GIL for it. A rank that raced on into interpreter
@@ -618,16 +939,22 @@ def run_train(args: argparse.Namespace) -> int:
             import torch.distributed as dist
 
             dist.barrier()
+        code = (143 if info.get("signal") == "SIGTERM" else 130) if info["interrupted"] else 0
         if rank == 0:
             if info["interrupted"]:
-                return 130
+                print(
+                    f"spikekit train: stopped by {info.get('signal') or 'an interrupt'}; continue with "
+                    f"--resume auto --out-dir {info['out_dir']}",
+                    file=sys.stderr,
+                )
+                return code
             say(
                 f"\ndone: test accuracy {info['test_acc'] * 100:.2f}% (best {info['best_acc'] * 100:.2f}%) "
                 f"after {info['epoch']} epochs in {info['time']:.1f} s on {world} process(es)"
             )
             for k, p in info["paths"].items():
                 say(f"  {k:16s} {p}")
-        return 130 if info["interrupted"] else 0
+        return code
     finally:
         if did_init:
             import torch.distributed as dist
@@ -684,6 +1011,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             cfg["model_options"] = {**base["model_options"], **change.get("model_options", {})}
             cfg["out_dir"] = os.path.join(out, "runs", name.replace(" ", "_").replace("=", ""))
             cfg["plots"], cfg["progress"] = False, False
+            # The sweep owns runs/sweep: each rerun replaces its configurations' runs.
+            cfg["given"], cfg["overwrite"] = [*base.get("given", []), "out_dir"], True
             t0 = time.perf_counter()
             info = train_once(cfg, say=lambda *a, **k: None)
             dt = time.perf_counter() - t0

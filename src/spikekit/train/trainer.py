@@ -39,7 +39,17 @@ __all__ = [
     "describe_device",
     "check_precision",
     "PRECISIONS",
+    "NonFiniteError",
+    "CHECKPOINT_KEYS",
 ]
+
+# What a resume reads from a training checkpoint; one missing is named instead of a KeyError.
+CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "batch_idx", "sums", "rng", "history", "best_acc")
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a non-finite loss or non-finite weights; the run stopped without saving them."""
+
 
 Criterion = Callable[[Tensor, Tensor], Tensor]
 
@@ -190,6 +200,20 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+def _check_labels(outs: Tensor, y: Tensor, error: BaseException) -> None:
+    # Only on the error path (it reads the labels back): name the bad label and the class count
+    # instead of torch's "Target 3 is out of bounds".
+    classes = int(outs.shape[-1])
+    if y.numel() and y.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= classes:
+            bad = hi if hi >= classes else lo
+            raise ValueError(
+                f"label {bad} is out of range for a model with {classes} outputs (expected labels "
+                f"0..{classes - 1}); check the dataset's labels or the model's num_classes"
+            ) from error
+
+
 class Classifier(nn.Module):
     """A spiking classifier: encoder, model ``[T, B, ...] -> [T, B, C]`` and a loss on the outputs.
 
@@ -235,7 +259,11 @@ class Classifier(nn.Module):
 
     def metrics(self, outs: Tensor, y: Tensor) -> dict[str, Any]:
         """``{"loss", "acc", "n"}`` for outputs ``[T, B, C]`` and labels ``[B]``."""
-        loss = self.criterion(outs, y)
+        try:
+            loss = self.criterion(outs, y)
+        except (IndexError, RuntimeError) as e:
+            _check_labels(outs, y, e)
+            raise
         pred = outs.detach().float().mean(0).argmax(-1)
         return {"loss": loss, "acc": (pred == y).float().mean(), "n": int(y.shape[0])}
 
@@ -344,10 +372,14 @@ class Trainer:
         self._sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         self.epoch = 0
         self.batch_idx = 0
-        self._sums = self._zero_sums()  # loss * n, correct, n
+        self._sums = self._zero_sums()  # loss * n, correct, n, non-finite batches, first such batch + 1
         self.history: list[dict[str, float]] = []
         self.best_acc = -1.0
         self.interrupted = False
+        self.stop_signal: str | None = None  # "SIGINT" / "SIGTERM" once asked to stop by a signal
+        self._bad: tuple[int, int] = (0, 0)  # from the last epoch read: non-finite batches, first + 1
+        self._saved: str | None = None  # last checkpoint this trainer wrote (or resumed from)
+        self._logged = 0  # history rows already in the TensorBoard log (a resumed run's earlier epochs)
         self._stop = False  # asked for here (Ctrl-C)
         self._stop_agreed = False  # under DDP: every rank has seen some rank ask
         self._vote: Any = None  # the in-flight stop vote under DDP
@@ -357,7 +389,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one batch
     def _zero_sums(self) -> Tensor:
-        return torch.zeros(3, dtype=self._sum_dtype, device=self.device)
+        return torch.zeros(5, dtype=self._sum_dtype, device=self.device)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         dtype = PRECISIONS[self.precision]
@@ -473,8 +505,15 @@ class Trainer:
             # Skip what a resumed run already trained. Building those batches may draw from the
             # RNG (random augmentation in the collate), so put back the checkpointed RNG after.
             saved = rng_state(self.device)
-            for _ in range(self.batch_idx):
-                next(batches)
+            for k in range(self.batch_idx):
+                try:
+                    next(batches)
+                except StopIteration:
+                    raise ValueError(
+                        f"the checkpoint's position (epoch {self.epoch + 1}, batch {self.batch_idx}) is past "
+                        f"the end of this run's epoch ({k} batches); it was written for other data or "
+                        f"another batch size"
+                    ) from None
             set_rng_state(saved, self.device)
 
         def done() -> bool:
@@ -489,7 +528,7 @@ class Trainer:
             # Pinned host batches (CUDA loaders) copy while the previous step still runs.
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             info = self._train_batch(x, y)
-            self._accumulate(self._sums, info)
+            self._accumulate(self._sums, info, batch=i)
             self.batch_idx = i + 1
             if self._bar is not None and (self.device.type == "cpu" or time.monotonic() - shown >= 1.0):
                 # Reading the sums waits for the device, so off the CPU the bar's numbers
@@ -504,15 +543,20 @@ class Trainer:
                 break
         return self._end_epoch()
 
-    def _accumulate(self, sums: Tensor, info: dict[str, Any]) -> None:
+    def _accumulate(self, sums: Tensor, info: dict[str, Any], batch: int | None = None) -> None:
         # In place on the device, no read back: loss * n, correct, n (a Python int, so the
-        # count costs no copy).
+        # count costs no copy). A training batch also counts a non-finite loss and keeps the
+        # first such batch, on the device too; they are read with the sums, once per epoch.
         n = info["n"]
         vals = [
             torch.as_tensor(info[k], device=self.device).detach().to(self._sum_dtype) for k in ("loss", "acc")
         ]
         sums[:2] += torch.stack(vals) * n
         sums[2] += n
+        if batch is not None:
+            bad = (~torch.isfinite(vals[0])).to(self._sum_dtype)
+            sums[3] += bad
+            sums[4] = torch.where((sums[4] == 0) & (bad > 0), float(batch + 1), sums[4])
 
     def _end_epoch(self) -> dict[str, float]:
         # No vote may stay in flight past here: fit() decides on the agreed flag next.
@@ -520,7 +564,8 @@ class Trainer:
         return self._epoch_means()
 
     def _epoch_means(self) -> dict[str, float]:
-        loss, acc, seen = self._sums.tolist()  # once per epoch: the only wait for the device
+        loss, acc, seen, bad, first = self._sums.tolist()  # once per epoch: the only wait for the device
+        self._bad = (int(bad), int(first))
         n = max(seen, 1.0)
         return {"loss": loss / n, "acc": acc / n, "n": int(seen)}
 
@@ -543,13 +588,16 @@ class Trainer:
 
             dist.all_reduce(sums)  # on the device: nccl needs GPU tensors, gloo takes CPU ones
         self.classifier.train(was_training)
-        loss, acc, seen = sums.tolist()
+        loss, acc, seen = sums[:3].tolist()
         n = max(seen, 1.0)
         return {"loss": loss / n, "acc": acc / n, "n": int(seen)}
 
     @contextlib.contextmanager
     def _sigint(self) -> Iterator[None]:
-        # First Ctrl-C: finish the current batch, save, return. A second one interrupts at once.
+        # Ctrl-C (SIGINT) or SIGTERM: finish the current batch, save, return. Further signals only
+        # repeat the notice: raising at once would land anywhere (after the next batch drew
+        # random numbers, mid optimiser step), and the saved position would no longer be exact.
+        # To abandon a run without saving, use SIGKILL (kill -9).
         import threading
 
         if threading.current_thread() is not threading.main_thread():
@@ -557,35 +605,87 @@ class Trainer:
             return
 
         def handler(signum: int, frame: Any) -> None:
+            name = signal.Signals(signum).name
             if self._stop:
-                raise KeyboardInterrupt
+                if self.rank == 0:
+                    print(f"\n{name}: already stopping at the end of this batch (kill -9 abandons the run)",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                return
             self._stop = True
+            self.stop_signal = name
             if self.rank == 0:
                 when = "the next batch (the same one on every process)" if self.distributed else "this batch"
-                print(f"\ninterrupt: stopping after {when} and saving a checkpoint...", file=sys.stderr)
+                print(
+                    f"\n{name}: stopping after {when} and saving a checkpoint...", file=sys.stderr, flush=True
+                )
 
-        old = signal.signal(signal.SIGINT, handler)
+        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, old)
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+    def _nonfinite_problem(self) -> str | None:
+        """Why the weights must not be saved (non-finite loss or weights), or ``None``.
+
+        Reads the device once (the epoch's flag was read with its sums); names the epoch, the
+        first batch with a non-finite loss, and the first parameters (module order) that are not
+        finite, which is the layer where the blow-up reached the weights.
+        """
+        bad, first = self._bad
+        params = [(n, p) for n, p in self.classifier.model.named_parameters()]
+        finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in params]).tolist() if params else []
+        broken = [n for (n, _), ok in zip(params, finite, strict=True) if not ok]
+        if not bad and not broken:
+            return None
+        where = f"epoch {self.epoch + 1}"
+        parts = []
+        if bad:
+            parts.append(f"non-finite loss in {where}, batch {first} (in {bad} batch(es) of the epoch)")
+        else:
+            parts.append(f"non-finite weights after {where}, batch {self.batch_idx}")
+        if broken:
+            more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+            parts.append(f"first non-finite parameter: {broken[0]}{more}")
+        else:
+            parts.append("the weights are still finite")
+        return "; ".join(parts)
+
+    def _stop_nonfinite(self, problem: str) -> None:
+        kept = self._saved or (
+            os.path.join(self.out_dir, "last.pt")
+            if self.out_dir and os.path.isfile(os.path.join(self.out_dir, "last.pt"))
+            else None
+        )
+        keep = f"kept the last good checkpoint {kept}" if kept else "no checkpoint was written"
+        raise NonFiniteError(
+            f"{problem}; stopped without saving ({keep}). Try a lower --lr, --clip-grad or fp32"
+        )
 
     def fit(self, epochs: int) -> dict[str, Any]:
         """Train until ``epochs`` epochs are done (counting epochs of a resumed run).
 
         Returns:
             Info dict: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``,
-            ``best_acc``, ``time``, ``interrupted`` and ``history`` (one row per epoch).
+            ``best_acc``, ``time``, ``interrupted``, ``signal`` (``"SIGINT"``/``"SIGTERM"``
+            or ``None``) and ``history`` (one row per epoch).
+
+        Raises:
+            NonFiniteError: a loss or a weight became NaN or infinite. Checked once per epoch
+                (and before any save); nothing non-finite is written over ``last.pt``/``best.pt``.
         """
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
         t0 = time.perf_counter()
         self._stop = self._stop_agreed = False
+        problem = None
         try:
             with self._sigint():
                 while self.epoch < epochs:
                     tr = self.train_epoch()
-                    if self._stopping():
+                    problem = self._nonfinite_problem()
+                    if problem or self._stopping():
                         break
                     te = self.test() if self.test_loader is not None else {"loss": math.nan, "acc": math.nan}
                     row = {
@@ -613,19 +713,31 @@ class Trainer:
                     for cb in self.callbacks:
                         if hasattr(cb, "on_epoch_end"):
                             cb.on_epoch_end(self, row)
+                if problem is None and self._stopping():
+                    self.interrupted = True
+                    problem = self._nonfinite_problem()
+                    path = None if problem else self._save("last.pt")
+                    if self.rank == 0 and path:
+                        print(
+                            f"interrupted ({self.stop_signal or 'stop requested'}) in epoch {self.epoch + 1} at "
+                            f"batch {self.batch_idx}: checkpoint saved to {path} (resume with --resume)",
+                            file=sys.stderr,
+                        )
         except KeyboardInterrupt:
+            # Raised by a callback or code outside the handler: still stop at this batch boundary.
             self._stop = self._stop_agreed = True
-        if self._stopping():
             self.interrupted = True
-            path = self._save("last.pt")
+            problem = self._nonfinite_problem()
+            path = None if problem else self._save("last.pt")
             if self.rank == 0 and path:
-                print(
-                    f"interrupted in epoch {self.epoch + 1}: checkpoint saved to {path} (resume with --resume)",
-                    file=sys.stderr,
-                )
-        if self._logger is not None:
-            self._logger.close()
-            self._logger = None
+                print(f"interrupted in epoch {self.epoch + 1}: checkpoint saved to {path} (resume with --resume)",
+                      file=sys.stderr)  # fmt: skip
+        finally:
+            if self._logger is not None:
+                self._logger.close()
+                self._logger = None
+        if problem:
+            self._stop_nonfinite(problem)
         last = self.history[-1] if self.history else {}
         return {
             "epoch": self.epoch,
@@ -636,6 +748,7 @@ class Trainer:
             "best_acc": self.best_acc,
             "time": time.perf_counter() - t0,
             "interrupted": self.interrupted,
+            "signal": self.stop_signal,
             "history": list(self.history),
         }
 
@@ -654,6 +767,10 @@ class Trainer:
 
             if self._logger is None:
                 self._logger = MetricsLogger(self.out_dir)
+                if hasattr(self._logger, "_written"):
+                    # A resumed run's earlier epochs are already in tb/: writing them again would
+                    # give TensorBoard two points per step (the CSV is rewritten whole anyway).
+                    self._logger._written = self._logged
             self._logger.log(self.history)
 
     def state_dict(self) -> dict[str, Any]:
@@ -662,10 +779,11 @@ class Trainer:
             "format": "spikekit-train/1",
             "model": self.classifier.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_class": type(self.optimizer).__name__,
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch,
             "batch_idx": self.batch_idx,
-            "sums": self._sums.tolist(),
+            "sums": self._sums[:3].tolist(),
             "rng": rng_state(self.device),
             "precision": self.precision,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
@@ -686,11 +804,20 @@ class Trainer:
             ckpt: a dict from :meth:`state_dict`.
 
         Raises:
-            ValueError: not a training checkpoint, or its model does not fit this run's (a
-                neuron saved with other options, a missing or mis-sized tensor), all named.
+            ValueError: not a training checkpoint, an entry missing, its model does not fit this
+                run's (a neuron saved with other options, a missing or mis-sized tensor), its
+                optimiser state is another optimiser's, or its position is past this run's
+                epoch; each named.
         """
         if ckpt.get("format") != "spikekit-train/1":
             raise ValueError(f"not a spikekit training checkpoint (format {ckpt.get('format')!r})")
+        missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+        if missing:
+            raise ValueError(
+                f"the checkpoint is incomplete: it has no {', '.join(repr(k) for k in missing)} entry "
+                f"(an exact resume needs {', '.join(CHECKPOINT_KEYS)})"
+            )
+        self._check_optimizer(ckpt)
         try:
             self.classifier.model.load_state_dict(ckpt["model"])
         except RuntimeError as e:
@@ -703,12 +830,46 @@ class Trainer:
         if self.scheduler is not None and ckpt["scheduler"] is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.batch_idx = int(ckpt["epoch"]), int(ckpt["batch_idx"])
-        self._sums = torch.tensor([float(v) for v in ckpt["sums"]], dtype=self._sum_dtype, device=self.device)
+        per_epoch = self._epoch_length()
+        if self.batch_idx < 0 or (per_epoch is not None and self.batch_idx > per_epoch):
+            raise ValueError(
+                f"the checkpoint's position (epoch {self.epoch + 1}, batch {self.batch_idx}) is past the end "
+                f"of this run's epoch ({per_epoch} batches); it was written for other data, another "
+                f"batch size or another --max-batches"
+            )
+        sums = [float(v) for v in ckpt["sums"]][:3]
+        self._sums = self._zero_sums()
+        self._sums[:3] = torch.tensor(sums, dtype=self._sum_dtype)
+        self._logged = len(ckpt["history"])
         if self.scaler.is_enabled() and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.history = [dict(r) for r in ckpt["history"]]
         self.best_acc = float(ckpt["best_acc"])
         set_rng_state(ckpt["rng"], self.device)
+
+    def _epoch_length(self) -> int | None:
+        try:
+            n = len(self.train_loader)  # type: ignore[arg-type]
+        except TypeError:
+            return None
+        return n if self.max_batches is None else min(n, self.max_batches)
+
+    def _check_optimizer(self, ckpt: dict[str, Any]) -> None:
+        # torch's own load fails later with KeyError: 'momentum' (or silently mixes states):
+        # compare the optimiser's class, or for older checkpoints its hyperparameter names.
+        mine = type(self.optimizer).__name__
+        theirs = ckpt.get("optimizer_class")
+        groups = (ckpt.get("optimizer") or {}).get("param_groups") or [{}]
+        mine_keys = set(self.optimizer.param_groups[0]) - {"params", "initial_lr"}
+        their_keys = set(groups[0]) - {"params", "initial_lr"}
+        if theirs is not None and theirs != mine:
+            raise ValueError(f"the checkpoint's optimizer state is from {theirs}; this run uses {mine}")
+        if theirs is None and mine_keys - their_keys:
+            lacks = ", ".join(sorted(mine_keys - their_keys))
+            raise ValueError(
+                f"the checkpoint's optimizer state is from another optimizer than this run's {mine} "
+                f"(it has no {lacks})"
+            )
 
     def resume(self, path: str) -> None:
         """Load a checkpoint written by this trainer (safely, ``weights_only=True``) and continue from it."""
@@ -717,7 +878,10 @@ class Trainer:
     def _save(self, name: str) -> str | None:
         if self.out_dir is None or self.rank != 0:
             return None
-        return save_checkpoint(self.state_dict(), os.path.join(self.out_dir, name))
+        path = save_checkpoint(self.state_dict(), os.path.join(self.out_dir, name))
+        if name == "last.pt":
+            self._saved = path
+        return path
 
 
 def bptt_epoch(

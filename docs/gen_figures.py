@@ -87,6 +87,7 @@ with spk.kernels.use("reference"), torch.no_grad():
             ("reset='none'", {"reset": "none"}),
             ("soft, reset_delay=True", {"reset": "soft", "reset_delay": True}),
         ],
+        strict=True,
     ):
         state, out = trace(spk.LIF(tau=10.0, **opts), xs)
         a.plot(state.v[:, 0, 0])
@@ -120,10 +121,15 @@ enc = {
     "latency": spk.encoding.latency(x, Te, normalize=True, linear=True),
     "constant_current_lif": spk.encoding.constant_current_lif(3 * x, Te, tau=5.0),
     "population": spk.encoding.population(torch.tensor([[0.0, 0.33, 0.67, 1.0]]), Te, 8),
-    "delta": spk.encoding.delta(torch.sin(torch.linspace(0, 6.28, Te))[:, None, None].repeat(1, 1, 4) * torch.tensor([0.5, 1.0, 1.5, 2.0]), 0.1, off_spike=True),
+    "delta": spk.encoding.delta(
+        torch.sin(torch.linspace(0, 6.28, Te))[:, None, None].repeat(1, 1, 4)
+        * torch.tensor([0.5, 1.0, 1.5, 2.0]),
+        0.1,
+        off_spike=True,
+    ),
 }
 fig, axes = plt.subplots(2, 3, figsize=(12, 5.5))
-for ax, (name, zs) in zip(axes.flat, enc.items()):
+for ax, (name, zs) in zip(axes.flat, enc.items(), strict=True):
     z = zs[:, 0].flatten(1)
     if name == "direct":
         ax.imshow(z.T.numpy(), aspect="auto", cmap="viridis", origin="lower")

@@ -38,6 +38,26 @@ def test_train_end_to_end_tiny(tmp_path, capsys) -> None:
     assert len(rows) == 1 and 0.0 <= float(rows[0]["test_acc"]) <= 1.0
     ck = load_checkpoint(out / "last.pt")
     assert ck["config"]["model"] == "digits_convnet" and ck["config"]["T"] == 1 and ck["epoch"] == 1
+    # The run summary estimates energy per layer and in total (spk.energy on the first test batch).
+    energy = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith("energy ")]
+    assert len(energy) >= 3 and energy[-1].startswith("energy total per sample") and "synops" in energy[-1]
+
+
+def test_train_writes_activity_and_hparams_to_tensorboard(tmp_path, capsys) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    rc, _, err = _run(capsys, ["train", *TINY, "--epochs", "2", "--no-plots", "--out-dir", str(out)])
+    assert rc == 0, err
+    acc = EventAccumulator(str(out / "tb"), size_guidance={"scalars": 0, "images": 0, "histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    rates = [t for t in tags["scalars"] if t.startswith("activity/rate/") and t != "activity/rate/mean"]
+    assert rates and all([e.step for e in acc.Scalars(t)] == [1, 2] for t in rates)
+    assert all(0.0 <= e.value <= 1.0 for t in rates for e in acc.Scalars(t))
+    assert any(t.startswith("activity/membrane/") for t in tags["histograms"])
+    assert any(t.startswith("activity/raster/") for t in tags["images"])
+    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
 
 
 def test_resume_auto_continues_the_run(tmp_path, capsys) -> None:
@@ -77,9 +97,19 @@ def test_options_reach_the_model(tmp_path, capsys) -> None:
         (["train", "--neuron", "hodgkin"], "unknown neuron 'hodgkin'"),
         (["train", "--neuron-opt", "tau"], "expected KEY=VALUE"),
         (["sweep", "--only", "colours"], "unknown sweep group"),
+        (["train", "--num-workers", "-1"], "expected an integer >= 0, got -1"),
     ],
 )
-def test_bad_input_exits_nonzero_with_one_line(capsys, argv: list[str], needle: str) -> None:
+@pytest.mark.parametrize("earlier_run", [False, True], ids=["fresh", "runs-train-used"])
+def test_bad_input_exits_nonzero_with_one_line(
+    capsys, tmp_path, monkeypatch, argv: list[str], needle: str, earlier_run: bool
+) -> None:
+    # In a folder whose runs/train already holds a run, the "writing to runs/train-2" note must
+    # not come before the error either.
+    monkeypatch.chdir(tmp_path)
+    if earlier_run:
+        (tmp_path / "runs" / "train").mkdir(parents=True)
+        (tmp_path / "runs" / "train" / "last.pt").write_bytes(b"x")
     rc, out, err = _run(capsys, argv)
     assert rc == 2 and out == ""  # nothing printed before the error
     lines = [ln for ln in err.splitlines() if ln.strip()]

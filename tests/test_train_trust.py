@@ -65,6 +65,10 @@ def test_reused_out_dir_is_refused_without_resume_or_overwrite(finished, tmp_pat
     rc, _, err = _run(capsys, [*TINY, "--out-dir", str(out), "--seed", "1"])
     assert rc == 2 and "already holds a run" in _one_line_error(err) and "--overwrite" in err
     assert (out / "best.pt").read_bytes() == before
+    # --overwrite removes the earlier run only once everything else has been checked.
+    for bad in (["--model", "no_such_net"], ["--dataset", "mnist", "--data-dir", str(tmp_path / "none")]):
+        rc, _, err = _run(capsys, [*TINY, "--out-dir", str(out), "--overwrite", *bad])
+        assert rc == 2 and (out / "best.pt").read_bytes() == before, err
     rc, _, err = _run(capsys, [*TINY, "--out-dir", str(out), "--seed", "1", "--overwrite"])
     assert rc == 0, err
     assert load_checkpoint(out / "last.pt")["config"]["seed"] == 1
@@ -79,10 +83,29 @@ def test_concurrent_run_is_locked_out_and_stale_locks_are_taken_over(tmp_path, c
     dead.wait()
     for pid, host in ((dead.pid, socket.gethostname()), (os.getpid(), "some-other-host")):
         (out / ".lock").write_text(f'{{"pid": {pid}, "host": "{host}", "started": 0}}')
+        if host != socket.gethostname():
+            # From another host (a shared file system) the heartbeat decides: fresh means live...
+            rc, _, err = _run(capsys, [*TINY, "--out-dir", str(out)])
+            assert rc == 2 and "some-other-host" in _one_line_error(err) and "heartbeat" in err
+            old = time.time() - RunLock.STALE_AFTER_S - 1
+            os.utime(out / ".lock", (old, old))  # ...and one silent for STALE_AFTER_S is stale
         lock = RunLock(out).acquire()
         assert lock.stale is not None and lock.stale["pid"] == pid
         lock.release()
     assert not (out / ".lock").exists()
+
+
+def test_a_held_lock_keeps_its_heartbeat(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(RunLock, "HEARTBEAT_S", 0.02)
+    lock = RunLock(tmp_path).acquire()
+    old = time.time() - 1000
+    os.utime(lock.path, (old, old))
+    deadline = time.time() + 10
+    while os.path.getmtime(lock.path) < old + 1 and time.time() < deadline:
+        time.sleep(0.02)
+    assert os.path.getmtime(lock.path) > old + 1  # touched again by the holder
+    lock.release()
+    assert not os.path.exists(lock.path)
 
 
 def test_temp_files_of_a_killed_run_are_removed(finished, tmp_path, capsys) -> None:
@@ -129,6 +152,38 @@ def test_non_finite_training_stops_and_keeps_the_last_good_checkpoint(finished, 
     assert "parameter" in line and "last.pt" in line
     kept = load_checkpoint(out / "last.pt")
     assert kept["epoch"] == 1 and all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+
+
+def test_a_neuron_state_gone_nan_stops_training_naming_the_layer(tmp_path) -> None:
+    # One NaN pixel: the first LIF's membrane goes NaN, it outputs zeros, the loss stays finite
+    # (the readout sees no spikes from that neuron) and the weights get no NaN gradient.
+    seed_everything(0)
+    net = _net()
+    x, y, *_ = digits_arrays()
+    x = x[:64].clone()
+    x[37, 0, 3, 3] = float("nan")  # batch 3 of 4 (16 per batch, no shuffle)
+    loader = torch.utils.data.DataLoader(TensorDataset(x, y[:64]), batch_size=16)
+    clf = Classifier(net, T=2, encoder="direct")
+    with torch.no_grad():
+        # that pixel reaches hidden neuron 0 only, and the readout ignores that neuron
+        net[1].weight.zero_()
+        net[1].weight[0, 3 * 8 + 3] = 1.0
+        net[3].weight[:, 0] = 0.0
+    # Frozen input layer (its gradient through the NaN membrane is NaN); the rest trains.
+    net[1].requires_grad_(False)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], 0.1)
+    trainer = Trainer(clf, opt, loader, None, out_dir=str(tmp_path), progress=False)
+    with pytest.raises(spk.train.NonFiniteError) as e:
+        trainer.fit(1)
+    msg = str(e.value)
+    assert "non-finite neuron state (2.state.v) in epoch 1, batch 3 (in 1 batch(es))" in msg
+    assert "non-finite loss" not in msg and "parameter" not in msg and "inputs" in msg
+    assert not (tmp_path / "last.pt").exists()
+    # The same data without the NaN trains through.
+    x[37, 0, 3, 3] = 0.0
+    loader = torch.utils.data.DataLoader(TensorDataset(x, y[:64]), batch_size=16)
+    ok = Trainer(clf, opt, loader, None, progress=False)
+    assert ok.fit(1)["epoch"] == 1
 
 
 def test_extending_epochs_extends_the_cosine_schedule(finished, tmp_path, capsys) -> None:
@@ -238,6 +293,56 @@ def test_any_number_of_interrupts_or_sigterm_resume_exactly(tmp_path, signals) -
     assert not resumed.fit(2)["interrupted"]
     a, b = _weights(full), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_progress_bars_in_a_terminal_cover_training_and_evaluation(monkeypatch, capsys) -> None:
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as in a terminal
+    t = _trainer()
+    t.progress = True
+    t.test_loader = t.train_loader
+    descs = []
+    real = t._batches
+
+    def spy(loader, desc):
+        descs.append(desc)
+        return real(loader, desc)
+
+    monkeypatch.setattr(t, "_batches", spy)
+    info = t.fit(1)
+    assert info["epoch"] == 1 and descs == ["epoch 1", "test"]
+    err = capsys.readouterr().err
+    assert "epoch 1" in err and "test" in err  # tqdm drew both bars
+
+
+def test_a_late_second_signal_is_ignored_once_the_run_stops() -> None:
+    # A second Ctrl-C that arrives after fit() has saved and returned must not kill the exiting
+    # CLI with a traceback (benchmarks/faults.py saw exit -2 and an atexit KeyboardInterrupt).
+    from spikekit.train.cli import _quiet_after_stop
+
+    class Stub:
+        stop_signal = None
+
+    t = Stub()
+    before, before_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), _quiet_after_stop(t):
+        os.kill(os.getpid(), signal.SIGINT)  # not stopping yet: acts as usual
+        time.sleep(0.1)
+    assert signal.getsignal(signal.SIGINT) is before  # restored after a run that was not stopped
+    try:
+        with _quiet_after_stop(t):
+            t.stop_signal = "SIGINT"
+            os.kill(os.getpid(), signal.SIGINT)  # while winding down: ignored
+            time.sleep(0.05)
+        # After the block the signals stay ignored at the C level, which Python's shutdown keeps.
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+    finally:
+        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, before_term)
 
 
 def test_sigterm_to_a_real_run_saves_and_exits_143(tmp_path) -> None:

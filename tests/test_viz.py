@@ -108,6 +108,9 @@ def test_most_active_selection_is_stated() -> None:
     assert idx.tolist() == [7, 100, 250] and what == "all 3 active of 300 neurons (297 silent)"
     img = viz.raster_image(s, max_neurons=10, min_width=16)
     assert img.dtype == torch.uint8 and img.shape == (6, 16) and int(img[4, 0]) == 255  # 2 px rows
+    # A silent layer wider than max_neurons still gives an image (TensorBoard refuses empty ones).
+    silent = viz.raster_image(torch.zeros(4, 300), max_neurons=10, min_width=16)
+    assert silent.shape == (20, 16) and int(silent.max()) == 0
 
 
 def test_plots_have_integer_ticks_selection_and_true_class(tmp_path, monkeypatch) -> None:

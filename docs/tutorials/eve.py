@@ -55,7 +55,11 @@ print(spk.create_model("eve_mnist", input_size=SIZE, neuron="if"))
 # %%
 results = {}
 t0 = time.perf_counter()
-for label, neuron, opts in [("IF", "if", {}), ("LIF tau=2", "lif", {"tau": 2.0}), ("IF, learnt v_th", "if", {"learn": ("v_th",)})]:
+for label, neuron, opts in [
+    ("IF", "if", {}),
+    ("LIF tau=2", "lif", {"tau": 2.0}),
+    ("IF, learnt v_th", "if", {"learn": ("v_th",)}),
+]:
     results[label] = run(neuron, **opts)
     print(f"{label:18s} test accuracy {results[label]:.3f}")
 print(f"({time.perf_counter() - t0:.1f} s)")
@@ -69,7 +73,11 @@ print(f"({time.perf_counter() - t0:.1f} s)")
 
 # %%
 sweep = {"sigmoid": results["IF"]}  # eve's default: the IF run above
-surrogates = {"atan": spk.surrogate.ATan(), "fast_sigmoid": spk.surrogate.FastSigmoid(), "triangle": spk.surrogate.Triangle()}
+surrogates = {
+    "atan": spk.surrogate.ATan(),
+    "fast_sigmoid": spk.surrogate.FastSigmoid(),
+    "triangle": spk.surrogate.Triangle(),
+}
 for name, sg in surrogates.items():
     sweep[name] = run("if", surrogate=sg)
     print(f"{name:14s} test accuracy {sweep[name]:.3f}")

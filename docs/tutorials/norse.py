@@ -41,7 +41,7 @@ encoders = {
 }
 fig, axes = plt.subplots(1, 4, figsize=(14, 3))
 axes[0].imshow(x[0, 0].numpy(), cmap="gray"), axes[0].set_title(f"digit {int(y[0])}"), axes[0].axis("off")
-for ax, (name, zs) in zip(axes[1:], encoders.items()):
+for ax, (name, zs) in zip(axes[1:], encoders.items(), strict=True):
     t_idx, n_idx = zs[:, 0].flatten(1).nonzero(as_tuple=True)
     ax.scatter(t_idx, n_idx, marker="|", s=6, color="k")
     ax.set_xlim(-0.5, T - 0.5), ax.set_xlabel("time step"), ax.set_title(name)
@@ -70,7 +70,9 @@ def train(net, encode, epochs, lr=2e-3):
     return trainer.fit(epochs)
 
 
-rnn = spk.create_model("norse_snn", input_size=8, neuron="cubalif")  # norse's LIFRecurrentCell is current-based
+rnn = spk.create_model(
+    "norse_snn", input_size=8, neuron="cubalif"
+)  # norse's LIFRecurrentCell is current-based
 print(rnn)
 info = train(rnn, encode_current, EPOCHS)
 print(f"recurrent network test accuracy: {info['test_acc']:.4f}")

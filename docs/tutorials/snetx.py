@@ -28,14 +28,25 @@ data = spk.data.digits(batch_size=32, seed=0)
 options = {"surrogate": spk.surrogate.ATan(alpha=2.0)}
 if FULL:
     SIZE = 32
-    net = spk.create_model("spiking_vgg11_bn", in_channels=1, input_size=SIZE, batch_first=True, neuron_options=options)
+    net = spk.create_model(
+        "spiking_vgg11_bn", in_channels=1, input_size=SIZE, batch_first=True, neuron_options=options
+    )
 else:
     from spikekit.models.vgg import SpikingVGG
 
     SIZE = 8  # conv-BN-LIF blocks as in VGG: 32, pool, 64, 64, pool, 128, 128, pool (8x8 -> 1x1)
     net = SpikingVGG(
-        [32, "M", 64, 64, "M", 128, 128, "M"], norm_layer="bn", neuron="lif", neuron_options=options,
-        num_classes=10, in_channels=1, input_size=SIZE, batch_first=True, hidden=256, pool_size=1, dropout=0.0,
+        [32, "M", 64, 64, "M", 128, 128, "M"],
+        norm_layer="bn",
+        neuron="lif",
+        neuron_options=options,
+        num_classes=10,
+        in_channels=1,
+        input_size=SIZE,
+        batch_first=True,
+        hidden=256,
+        pool_size=1,
+        dropout=0.0,
     )
 print(net.features)
 print(sum(p.numel() for p in net.parameters()), "parameters")

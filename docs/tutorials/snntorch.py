@@ -32,7 +32,9 @@ def encode(x, T):  # upsample the 8x8 digits, then repeat them over time
 
 # conv5(8)-pool-Leaky-conv5(16)-pool-Leaky-linear-Leaky: snntorch's Leaky is a LIF with
 # decay_input=False and a soft reset one step late (the model's defaults)
-net = spk.create_model("snntorch_convnet", input_size=SIZE, neuron_options={"surrogate": spk.surrogate.FastSigmoid(alpha=25.0)})
+net = spk.create_model(
+    "snntorch_convnet", input_size=SIZE, neuron_options={"surrogate": spk.surrogate.FastSigmoid(alpha=25.0)}
+)
 print(net)
 
 # %% [markdown]

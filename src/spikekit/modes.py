@@ -32,6 +32,7 @@ __all__ = [
     "neurons_of",
     "keep_state",
     "nonfinite",
+    "finite_flags",
 ]
 
 
@@ -68,17 +69,26 @@ def stepwise(model: nn.Module) -> Iterator[nn.Module]:
         >>> torch.stack(outs).shape
         torch.Size([5, 4, 3])
     """
-    found = _stateful(model)
+    with _slots(_stateful(model), "_stream", "stepwise", "module"):
+        yield model
+
+
+@contextlib.contextmanager
+def _slots(found: list[tuple[str, nn.Module]], attr: str, who: str, what: str) -> Iterator[None]:
+    """Give each module in ``found`` a fresh :class:`_Stream` in ``attr`` for the block, then clear it.
+
+    Raises ``RuntimeError`` naming the module when one is already inside a ``who`` block.
+    """
     for name, m in found:
-        if m._stream is not None:
-            raise RuntimeError(f"stepwise: module {name!r} is already inside a stepwise block")
+        if getattr(m, attr) is not None:
+            raise RuntimeError(f"{who}: {what} {name!r} is already inside a {who} block")
     try:
         for _, m in found:
-            m._stream = _Stream()
-        yield model
+            setattr(m, attr, _Stream())
+        yield
     finally:
         for _, m in found:
-            m._stream = None
+            setattr(m, attr, None)
 
 
 def _streams(model: nn.Module, who: str) -> list[_Stream]:
@@ -335,17 +345,8 @@ def keep_state(model: nn.Module) -> Iterator[nn.Module]:
         ...     spk.nonfinite(net)
         '1.state.v'
     """
-    found = neurons_of(model)
-    for name, m in found:
-        if m._kept is not None:
-            raise RuntimeError(f"keep_state: neuron {name!r} is already inside a keep_state block")
-    try:
-        for _, m in found:
-            m._kept = _Stream()
+    with _slots(neurons_of(model), "_kept", "keep_state", "neuron"):
         yield model
-    finally:
-        for _, m in found:
-            m._kept = None
 
 
 def _tensors(obj: Any, path: str, out: list[tuple[str, Tensor]]) -> None:
@@ -393,13 +394,43 @@ def nonfinite(obj: nn.Module | Any) -> str | None:
         >>> spk.nonfinite(LIFState(torch.tensor([0.0, float("nan")]))), spk.nonfinite(LIFState(torch.zeros(2)))
         ('v', None)
     """
+    checked = finite_flags(obj)
+    by_device: dict[torch.device, list[int]] = {}
+    for i, (_, flag) in enumerate(checked):
+        by_device.setdefault(flag.device, []).append(i)
+    ok = [True] * len(checked)
+    for idx in by_device.values():
+        flags = torch.stack([checked[i][1] for i in idx]).tolist()  # the one read per device
+        for i, f in zip(idx, flags, strict=True):
+            ok[i] = bool(f)
+    for (p, _), good in zip(checked, ok, strict=True):
+        if not good:
+            return p
+    return None
+
+
+def finite_flags(obj: nn.Module | Any, *, states_only: bool = False) -> list[tuple[str, Tensor]]:
+    """What :func:`nonfinite` checks, as ``(path, flag)`` pairs, without reading the device.
+
+    Each flag is a 0-dim bool tensor on its tensor's device, ``True`` when every value is
+    finite. A trainer can fold them into device-side counters every batch and read them once
+    per epoch (no host sync per batch).
+
+    Args:
+        obj: a model, or states/tensors (as for :func:`nonfinite`).
+        states_only: for a model, only the carried state (inside :func:`stepwise` or
+            :func:`keep_state`), not the parameters and buffers.
+
+    Returns:
+        ``[(path, flag), ...]`` in the order :func:`nonfinite` checks them.
+    """
     from torch.nn.parameter import is_lazy
 
     found: list[tuple[str, Tensor]] = []
     if isinstance(obj, nn.Module):
         for name, m in _stateful(obj):
             prefix = "" if name == type(m).__name__ and m is obj else name
-            if isinstance(m, Neuron):
+            if isinstance(m, Neuron) and not states_only:
                 for n, t in (*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)):
                     found.append((f"{prefix}.{n}" if prefix else n, t))
             for holder in (m._stream, getattr(m, "_kept", None)):
@@ -407,20 +438,8 @@ def nonfinite(obj: nn.Module | Any) -> str | None:
                     _tensors(holder.state, f"{prefix}.state" if prefix else "state", found)
     else:
         _tensors(obj, "", found)
-    checked = [
-        (p, t)
+    return [
+        (p, torch.isfinite(t.detach()).all())
         for p, t in found
         if (t.is_floating_point() or t.is_complex()) and not t.is_meta and not is_lazy(t)
     ]
-    by_device: dict[torch.device, list[int]] = {}
-    for i, (_, t) in enumerate(checked):
-        by_device.setdefault(t.device, []).append(i)
-    ok = [True] * len(checked)
-    for idx in by_device.values():
-        flags = torch.stack([torch.isfinite(checked[i][1].detach()).all() for i in idx]).tolist()
-        for i, f in zip(idx, flags, strict=True):
-            ok[i] = bool(f)
-    for (p, _), good in zip(checked, ok, strict=True):
-        if not good:
-            return p
-    return None

@@ -189,17 +189,36 @@ def _connections(module: nn.Module, x: Tensor) -> float:
     included, because the layer is linear in its input."""
     from torch.func import functional_call
 
-    # float64 keeps the integer counts exact (MPS has no float64; its counts stay exact to 2**24).
-    dtype = torch.float32 if x.device.type == "mps" else torch.float64
+    # Each output is an integer at most the fan-in, exact in float32 (the fast kernels) below
+    # 2**24; the sum over all outputs is taken in float64 (exact to 2**53; MPS has no float64).
+    fan_in = module.weight[0].numel()
+    dtype = torch.float32 if fan_in < 2**24 or x.device.type == "mps" else torch.float64
     params = {"weight": torch.ones_like(module.weight, dtype=dtype)}
     if getattr(module, "bias", None) is not None:
         params["bias"] = torch.zeros_like(module.bias, dtype=dtype)
-    return float(functional_call(module, params, (x.to(dtype),)).sum())
+    out = functional_call(module, params, (x.to(dtype),))
+    return float(out.sum(dtype=torch.float32 if x.device.type == "mps" else torch.float64))
+
+
+def _dense_connections(module: nn.Module, x: Tensor, cache: dict[Any, float]) -> float:
+    """Connections of ``module`` for an input of ``x``'s shape: one sample's count times the samples.
+
+    Dim 0 is a batch dim for ``Linear`` (any leading dims) and for a batched convolution, so
+    one slice along it has the same count as any other; cached per module and slice shape.
+    """
+    batched = isinstance(module, nn.Linear) or x.dim() == len(getattr(module, "kernel_size", ())) + 2
+    if not batched or x.dim() < 2:
+        return _connections(module, torch.ones_like(x))
+    key = (id(module), tuple(x.shape[1:]))
+    if key not in cache:
+        cache[key] = _connections(module, torch.ones_like(x[:1]))
+    return cache[key] * x.shape[0]
 
 
 @contextlib.contextmanager
 def _hooks(model: nn.Module, counts: dict[str, _Counts]) -> Iterator[None]:
     busy = [False]  # the counting calls below go through the module again: do not count them
+    dense_cache: dict[Any, float] = {}
 
     def hook(name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
         def fn(module: nn.Module, args: tuple[Any, ...], _out: Any) -> None:
@@ -211,7 +230,7 @@ def _hooks(model: nn.Module, counts: dict[str, _Counts]) -> Iterator[None]:
             binary = bool(((x == 0) | (x == 1)).all())
             busy[0] = True
             try:
-                dense = _connections(module, torch.ones_like(x))
+                dense = _dense_connections(module, x, dense_cache)
                 if binary:
                     c.synops += _connections(module, x)
                 else:
@@ -268,7 +287,7 @@ def energy(
         >>> rep = spk.energy(net, xs)
         >>> rep.layers[0].macs, rep.layers[0].spiking_input  # analog input: 5 steps x 2 x 3 MACs
         (30.0, False)
-        >>> rep.layers[1].synops == 4 * float(net[1](net[0](xs)).sum())  # each spike reaches 4
+        >>> rep.layers[1].synops == 4 * float(net[1](net[0](xs)).detach().sum())  # each spike reaches 4
         True
     """
     if isinstance(preset, str):

@@ -14,6 +14,7 @@ from spikekit.train.load import build_classifier, load_classifier, load_model, m
 from spikekit.train.logger import MetricsLogger, write_csv
 from spikekit.train.trainer import (
     Classifier,
+    NonFiniteError,
     Trainer,
     bptt_epoch,
     get_encoder,
@@ -24,6 +25,7 @@ from spikekit.train.trainer import (
 __all__ = [
     "Classifier",
     "Trainer",
+    "NonFiniteError",
     "bptt_epoch",
     "get_encoder",
     "rate_cross_entropy",

@@ -10,6 +10,7 @@ import pickle
 import random
 import socket
 import tempfile
+import threading
 import time
 import zipfile
 from typing import Any
@@ -197,10 +198,12 @@ def _pid_alive(pid: int) -> bool:
 class RunLock:
     """An exclusive lock on a run's output folder: ``folder/.lock`` holding pid, host and start time.
 
-    Created with ``O_EXCL`` so two runs cannot both take it. A lock whose process is gone (same
-    host, pid not alive), or that was written on another host (its pid means nothing here), is
-    stale and is taken over; the takeover itself is again ``O_EXCL``, so of two runs that find
-    the same stale lock only one wins.
+    Created with ``O_EXCL`` so two runs cannot both take it. While held, a background thread
+    touches the file every :attr:`HEARTBEAT_S` seconds. A lock is stale, and is taken over, when
+    its process is gone: on the same host, its pid is not alive; from another host (a folder on
+    a shared file system, where the pid means nothing here), its heartbeat is older than
+    :attr:`STALE_AFTER_S` seconds (so clocks may differ by up to that much less a heartbeat).
+    The takeover is again ``O_EXCL``, so of two runs that find the same stale lock only one wins.
 
     Args:
         folder: the output folder (created if absent).
@@ -213,12 +216,36 @@ class RunLock:
     """
 
     NAME = ".lock"
+    #: seconds between two touches of a held lock
+    HEARTBEAT_S = 30.0
+    #: a lock from another host whose last touch is older than this is stale
+    STALE_AFTER_S = 300.0
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = os.fspath(folder)
         self.path = os.path.join(self.folder, self.NAME)
         self.stale: dict[str, Any] | None = None  # the stale lock taken over, if any
         self._held = False
+        self._stop: threading.Event | None = None
+
+    def _live(self, held: dict[str, Any] | None, host: str) -> str | None:
+        """Why the lock ``held`` belongs to a live run (``None``: it is stale)."""
+        if held is None:
+            return None
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(held.get("started", 0))))
+        who = f"another run (pid {held.get('pid')} on {held.get('host')}, started {since})"
+        if held.get("host") == host:
+            return who if _pid_alive(int(held.get("pid", -1))) else None
+        try:
+            age = time.time() - os.path.getmtime(self.path)
+        except OSError:
+            return None
+        if age >= self.STALE_AFTER_S:
+            return None
+        return (
+            f"{who}, alive {age:.0f} s ago by its heartbeat (a lock from another host is taken over "
+            f"{self.STALE_AFTER_S:.0f} s after its last heartbeat)"
+        )
 
     def acquire(self) -> RunLock:
         """Take the lock.
@@ -236,15 +263,10 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 held = self._read()
-                if (
-                    held is not None
-                    and held.get("host") == me["host"]
-                    and _pid_alive(int(held.get("pid", -1)))
-                ):
-                    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(held.get("started", 0))))
+                live = self._live(held, me["host"])
+                if live is not None:
                     raise RunLockError(
-                        f"another run (pid {held['pid']} on {held['host']}, started {since}) is writing to "
-                        f"{self.folder!r}; wait for it or choose another --out-dir"
+                        f"{live} is writing to {self.folder!r}; wait for it or choose another --out-dir"
                     ) from None
                 self.stale = held or {}
                 try:
@@ -255,6 +277,8 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self._held = True
+            self._stop = threading.Event()
+            threading.Thread(target=self._heartbeat, args=(self._stop,), daemon=True).start()
             return self
         raise RunLockError(f"could not take the lock {self.path!r} (another run keeps taking it)")
 
@@ -266,8 +290,18 @@ class RunLock:
         except (OSError, ValueError):
             return None  # half-written or unreadable: treated as stale
 
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.HEARTBEAT_S):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return  # removed (released, or the folder is gone): nothing left to keep alive
+
     def release(self) -> None:
         """Remove the lock if this object holds it."""
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
         if self._held:
             self._held = False
             held = self._read()

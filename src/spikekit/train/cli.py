@@ -8,13 +8,14 @@ runs them on their own (``python -m spikekit.train.cli train ...``). Configurati
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 __all__ = ["add_parser", "main", "DEFAULTS", "PRESETS", "resolve_config", "run_train", "run_sweep"]
@@ -51,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "plots": True,
     "progress": True,
     "max_batches": None,
+    "num_workers": 0,
     "device": "auto",
 }
 
@@ -117,14 +119,21 @@ class CLIError(Exception):
     """Bad command-line input: printed as one line, exit code 2."""
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def _int_at_least(minimum: int, what: str) -> Any:
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
+        return v
+
+    return parse
+
+
+_positive_int = _int_at_least(1, "a positive integer")
+_nonnegative_int = _int_at_least(0, "an integer >= 0")
 
 
 def _positive_float(s: str) -> float:
@@ -240,6 +249,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     a("--device", type=_device_arg, default=None,
       help="auto (default: CUDA when available, else CPU), cpu, cuda, cuda:N or mps")  # fmt: skip
+    a("--num-workers", dest="num_workers", type=_nonnegative_int,
+      help="DataLoader worker processes per loader (default 0: in the main process; with workers, "
+           "--augment draws in the workers and a resumed run is no longer bit-identical)")  # fmt: skip
     a(
         "--max-batches",
         dest="max_batches",
@@ -397,7 +409,7 @@ def _load_data(cfg: dict[str, Any], say: Any) -> Any:
         return data.load(
             cfg["dataset"], data_dir=cfg["data_dir"], batch_size=per_rank, T=cfg["T"],
             download=bool(cfg["download"]), seed=cfg["seed"], augment=bool(cfg["augment"]),
-            pin_memory=_pin_memory(cfg["device"]),
+            pin_memory=_pin_memory(cfg["device"]), num_workers=cfg["num_workers"],
         )  # fmt: skip
     except data.DatasetNotFoundError as e:
         if not cfg.get("preset"):
@@ -419,7 +431,7 @@ def _load_data(cfg: dict[str, Any], say: Any) -> Any:
         )
         bundle = data.load(
             "digits", batch_size=per_rank, seed=cfg["seed"], augment=bool(cfg["augment"]),
-            pin_memory=_pin_memory(cfg["device"]),
+            pin_memory=_pin_memory(cfg["device"]), num_workers=cfg["num_workers"],
         )  # fmt: skip
         for line in _substitutions(cfg, bundle):
             say(f"substitution: {line}")
@@ -562,11 +574,13 @@ def _run_entries(out: str) -> list[str]:
     )
 
 
-def _default_out_dir(cfg: dict[str, Any], say: Any) -> None:
+def _default_out_dir(cfg: dict[str, Any]) -> str | None:
     # Without --out-dir, a second run never lands on the first: runs/train, then runs/train-2,
     # -3, ... (the first free one). --resume auto without --out-dir continues the newest of them.
+    # Returns the note saying so, printed once every option has been checked (a run refused for
+    # bad input prints nothing but its error).
     if "out_dir" in cfg.get("given", ["out_dir"]) or cfg.get("overwrite"):
-        return
+        return None
     base = cfg["out_dir"]
     candidates = [base] + [f"{base}-{n}" for n in range(2, 10_000)]
     if cfg.get("resume") == "auto":
@@ -574,28 +588,29 @@ def _default_out_dir(cfg: dict[str, Any], say: Any) -> None:
                 if os.path.isfile(os.path.join(c, "last.pt"))]  # fmt: skip
         if have:
             cfg["out_dir"] = max(have, key=lambda c: os.path.getmtime(os.path.join(c, "last.pt")))
-        return
+        return None
     if cfg.get("resume"):
-        return
+        return None
     for c in candidates:
         if not _run_entries(c):
-            if c != base:
-                say(
-                    f"note: {base} already holds a run; writing to {c} (give --out-dir or --overwrite to choose)"
-                )
             cfg["out_dir"] = c
-            return
+            if c != base:
+                return f"note: {base} already holds a run; writing to {c} (give --out-dir or --overwrite to choose)"
+            return None
+    return None
 
 
-def _prepare_out_dir(cfg: dict[str, Any], say: Any) -> Any:
-    """Check, lock and tidy the output folder before anything trains; returns the held lock.
+def _prepare_out_dir(cfg: dict[str, Any], say: Any) -> tuple[Any, list[str]]:
+    """Check, lock and tidy the output folder before anything trains.
+
+    Returns the held lock and, with ``--overwrite``, the earlier run's entries to remove:
+    :func:`_clear_run` removes them once everything else has been checked, so a run refused
+    for bad input never deletes anything.
 
     Raises:
         CLIError: the path is a file, it cannot be created or written, another live run holds
             it, or it holds a run and neither ``--resume`` nor ``--overwrite`` was given.
     """
-    import shutil
-
     from spikekit.train.checkpoint import RunLock, RunLockError, remove_temp_files
 
     out = cfg["out_dir"]
@@ -626,20 +641,24 @@ def _prepare_out_dir(cfg: dict[str, Any], say: Any) -> Any:
                 f"--out-dir {out} already holds a run ({shown}); give --resume auto to continue it, "
                 f"--overwrite to replace it, or another --out-dir"
             )
-        if entries and cfg.get("overwrite"):
-            for name in RUN_FILES:
-                p = os.path.join(out, name)
-                if os.path.isdir(p):
-                    shutil.rmtree(p)
-                elif os.path.exists(p):
-                    os.remove(p)
-            say(
-                f"note: --overwrite: removed the earlier run's {', '.join(n for n in RUN_FILES if n in entries)}"
-            )
     except BaseException:
         lock.release()
         raise
-    return lock
+    return lock, ([n for n in RUN_FILES if n in entries] if cfg.get("overwrite") else [])
+
+
+def _clear_run(out: str, names: Sequence[str], say: Any) -> None:
+    """Remove the earlier run's ``names`` from ``out`` (``--overwrite``, after every check passed)."""
+    import shutil
+
+    for name in names:
+        p = os.path.join(out, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+    if names:
+        say(f"note: --overwrite: removed the earlier run's {', '.join(names)}")
 
 
 def _probe_out_dir(out: str, state: dict[str, Any]) -> None:
@@ -755,18 +774,20 @@ def train_once(cfg: dict[str, Any], *, say: Any = print) -> dict[str, Any]:
     _normalise_precision(cfg)
     _setup_device(cfg)  # idempotent; resolves "auto" in configs that skipped run_train / run_sweep
     rank, _ = _rank_world()
-    lock = None
+    lock, notes, old_run = None, [], []
     if rank == 0 and cfg.get("out_dir") is not None:
-        _default_out_dir(cfg, say)
-        lock = _prepare_out_dir(cfg, say)
+        notes = [n for n in [_default_out_dir(cfg)] if n]
+        lock, old_run = _prepare_out_dir(cfg, say)
     try:
-        return _train_locked(cfg, say)
+        return _train_locked(cfg, say, notes, old_run)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train_locked(cfg: dict[str, Any], say: Any) -> dict[str, Any]:
+def _train_locked(
+    cfg: dict[str, Any], say: Any, notes: Sequence[str] = (), old_run: Sequence[str] = ()
+) -> dict[str, Any]:
     import torch
 
     from spikekit.train.trainer import Trainer, describe_device, seed_everything
@@ -824,13 +845,17 @@ def _train_locked(cfg: dict[str, Any], say: Any) -> dict[str, Any]:
         for note in [*_resume_notes(cfg, ckpt), *_spec_notes(spec, ckpt)]:
             say(note)
     if rank == 0 and out is not None:
+        _clear_run(out, old_run, say)
         _probe_out_dir(out, trainer.state_dict())
+    for note in notes:
+        say(note)
     if rank == 0 and cfg["progress"]:
         say(
             f"training {cfg['model']} ({cfg['neuron']}) on {cfg['dataset']}: T={cfg['T']}, encoder={clf_encoder(cfg, bundle)}, "
             f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, lr {cfg['lr']}, seed {cfg['seed']}"
         )
-    info = trainer.fit(cfg["epochs"])
+    with _quiet_after_stop(trainer):
+        info = trainer.fit(cfg["epochs"])
     info["out_dir"] = out
     info["paths"] = {}
     if rank == 0 and out is not None and not info["interrupted"]:
@@ -838,16 +863,57 @@ def _train_locked(cfg: dict[str, Any], say: Any) -> dict[str, Any]:
             "metrics": os.path.join(out, "metrics.csv"), "tensorboard": os.path.join(out, "tb"),
             "last": os.path.join(out, "last.pt"), "best": os.path.join(out, "best.pt"),
         }  # fmt: skip
-        if cfg["plots"]:
-            from spikekit import viz
+        import spikekit as spk
 
-            x, _ = next(iter(bundle.test))
+        # The first test batch, encoded as training saw it: the energy estimate averages over it
+        # and the plots show its first sample. Forked RNG: nothing here moves the run's streams.
+        with torch.random.fork_rng(devices=[cfg["device"]] if cfg["device"].startswith("cuda") else []):
+            x, y = next(iter(bundle.test))
             with torch.no_grad():
-                xs = (
-                    clf.encode(x[:1].to(cfg["device"])) if not bundle.temporal else x[:, :1].to(cfg["device"])
+                xs = clf.encode(x.to(cfg["device"])) if not bundle.temporal else x.to(cfg["device"])
+            info["energy"] = spk.energy(clf.model, xs)
+            if cfg["plots"]:
+                from spikekit import viz
+
+                plots = viz.run_plots(
+                    clf.model, xs[:, :1], info["history"], os.path.join(out, "plots"), target=int(y[0])
                 )
-            info["paths"].update(viz.run_plots(clf.model, xs, info["history"], os.path.join(out, "plots")))
+                info["paths"].update(plots)
     return info
+
+
+@contextlib.contextmanager
+def _quiet_after_stop(trainer: Any) -> Iterator[None]:
+    """Once a signal has stopped ``trainer``, further SIGINT/SIGTERM are ignored until the process exits.
+
+    The trainer handles signals during ``fit`` and restores the handlers it found when it
+    returns; these are what it finds. A second Ctrl-C a few ms after the first could otherwise
+    land after ``fit`` (the checkpoint already saved) and kill the winding-down process with a
+    traceback and the wrong exit code. Before any stop, they act as usual (KeyboardInterrupt,
+    exit 143). After an interrupted run both signals are ignored (``SIG_IGN``) for good: the
+    process is about to exit, and Python's shutdown resets its own handlers to the default
+    (which would kill it with -2) but leaves ignored signals ignored.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer.stop_signal is not None:
+            return  # the run is already stopping (its checkpoint is or will be saved)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h if trainer.stop_signal is None else signal.SIG_IGN)
 
 
 def _resume_notes(cfg: dict[str, Any], ckpt: dict[str, Any]) -> list[str]:
@@ -954,6 +1020,11 @@ def run_train(args: argparse.Namespace) -> int:
             )
             for k, p in info["paths"].items():
                 say(f"  {k:16s} {p}")
+            if info.get("energy") is not None:
+                n = info["energy"].samples
+                say(f"estimated per test sample (spk.energy over {n} samples of the first test batch):")
+                for line in info["energy"].lines():
+                    say(f"  {line}")
         return code
     finally:
         if did_init:

@@ -26,7 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import spikekit as spk
+from spikekit.modes import finite_flags
 from spikekit.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from spikekit.train.logger import MetricsLogger
 
 __all__ = [
     "Classifier",
@@ -372,12 +374,17 @@ class Trainer:
         self._sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         self.epoch = 0
         self.batch_idx = 0
-        self._sums = self._zero_sums()  # loss * n, correct, n, non-finite batches, first such batch + 1
+        # loss * n, correct, n, non-finite-loss batches, first such batch + 1, non-finite-state
+        # batches, first such batch + 1
+        self._sums = self._zero_sums()
         self.history: list[dict[str, float]] = []
         self.best_acc = -1.0
         self.interrupted = False
         self.stop_signal: str | None = None  # "SIGINT" / "SIGTERM" once asked to stop by a signal
         self._bad: tuple[int, int] = (0, 0)  # from the last epoch read: non-finite batches, first + 1
+        self._bad_state: tuple[int, int] = (0, 0)  # the same for a neuron state gone non-finite
+        self._state_paths: list[str] = []  # the carried state tensors checked after each batch
+        self._state_bad: Tensor | None = None  # per path: non-finite in some batch of this epoch
         self._saved: str | None = None  # last checkpoint this trainer wrote (or resumed from)
         self._logged = 0  # history rows already in the TensorBoard log (a resumed run's earlier epochs)
         self._stop = False  # asked for here (Ctrl-C)
@@ -386,10 +393,11 @@ class Trainer:
         self._vote_buf = torch.zeros(1, dtype=torch.uint8)
         self._vote_group = _cpu_group() if self.distributed else None
         self._logger: Any = None
+        self._first_x: Tensor | None = None  # inputs of the first training batch (activity logging)
 
     # ------------------------------------------------------------------ one batch
     def _zero_sums(self) -> Tensor:
-        return torch.zeros(5, dtype=self._sum_dtype, device=self.device)
+        return torch.zeros(7, dtype=self._sum_dtype, device=self.device)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         dtype = PRECISIONS[self.precision]
@@ -527,14 +535,18 @@ class Trainer:
         for i, (x, y) in enumerate(batches, start=self.batch_idx):
             # Pinned host batches (CUDA loaders) copy while the previous step still runs.
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            info = self._train_batch(x, y)
+            if self._first_x is None:
+                self._first_x = x.detach()
+            with spk.keep_state(self.classifier.model):
+                info = self._train_batch(x, y)
+                self._check_state(i)
             self._accumulate(self._sums, info, batch=i)
             self.batch_idx = i + 1
             if self._bar is not None and (self.device.type == "cpu" or time.monotonic() - shown >= 1.0):
                 # Reading the sums waits for the device, so off the CPU the bar's numbers
                 # refresh once a second instead of every batch.
                 shown = time.monotonic()
-                loss, acc, seen = self._sums.tolist()
+                loss, acc, seen = self._sums[:3].tolist()
                 self._bar.set_postfix(loss=f"{loss / seen:.3f}", acc=f"{acc / seen:.3f}")
             for cb in self.callbacks:
                 if hasattr(cb, "on_batch_end"):
@@ -542,6 +554,21 @@ class Trainer:
             if self._should_stop() or done():
                 break
         return self._end_epoch()
+
+    def _check_state(self, batch: int) -> None:
+        # A neuron whose membrane went NaN outputs finite zeros, so the loss cannot show it: flag
+        # the carried final states of this batch on the device (read with the sums per epoch).
+        flags = finite_flags(self.classifier.model, states_only=True)
+        if not flags:
+            return
+        bad = ~torch.stack([f for _, f in flags]).to(self.device)
+        paths = [p for p, _ in flags]
+        if self._state_bad is None or paths != self._state_paths:
+            self._state_paths, self._state_bad = paths, torch.zeros_like(bad)
+        self._state_bad |= bad
+        any_bad = bad.any().to(self._sum_dtype)
+        self._sums[5] += any_bad
+        self._sums[6] = torch.where((self._sums[6] == 0) & (any_bad > 0), float(batch + 1), self._sums[6])
 
     def _accumulate(self, sums: Tensor, info: dict[str, Any], batch: int | None = None) -> None:
         # In place on the device, no read back: loss * n, correct, n (a Python int, so the
@@ -564,8 +591,17 @@ class Trainer:
         return self._epoch_means()
 
     def _epoch_means(self) -> dict[str, float]:
-        loss, acc, seen, bad, first = self._sums.tolist()  # once per epoch: the only wait for the device
+        if self.distributed:
+            import torch.distributed as dist
+
+            # Every rank must stop on a non-finite value any rank saw (else the others hang in
+            # the next collective): the flags become the largest over the ranks.
+            flags = self._sums[3:].clone()
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            self._sums[3:] = flags
+        loss, acc, seen, bad, first, bad_state, first_state = self._sums.tolist()  # once per epoch
         self._bad = (int(bad), int(first))
+        self._bad_state = (int(bad_state), int(first_state))
         n = max(seen, 1.0)
         return {"loss": loss / n, "acc": acc / n, "n": int(seen)}
 
@@ -578,7 +614,7 @@ class Trainer:
         was_training = self.classifier.training
         self.classifier.eval()
         sums = self._zero_sums()
-        for x, y in loader:
+        for x, y in self._batches(loader, "test"):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             with self._autocast():
                 info = self.classifier.metrics(self.classifier(self.classifier.encode(x)), y)
@@ -627,29 +663,42 @@ class Trainer:
                 signal.signal(sig, h)
 
     def _nonfinite_problem(self) -> str | None:
-        """Why the weights must not be saved (non-finite loss or weights), or ``None``.
+        """Why the run must stop (non-finite loss, weights or neuron state), or ``None``.
 
-        Reads the device once (the epoch's flag was read with its sums); names the epoch, the
-        first batch with a non-finite loss, and the first parameters (module order) that are not
-        finite, which is the layer where the blow-up reached the weights.
+        Reads the device once (the epoch's flags were read with its sums); names the epoch, the
+        first batch with a non-finite loss, the first parameters (module order) that are not
+        finite, which is the layer where the blow-up reached the weights, and the neuron states
+        that went non-finite (checked after every batch, see :func:`spikekit.modes.finite_flags`).
         """
         bad, first = self._bad
+        bad_state, first_state = self._bad_state
         params = [(n, p) for n, p in self.classifier.model.named_parameters()]
         finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in params]).tolist() if params else []
         broken = [n for (n, _), ok in zip(params, finite, strict=True) if not ok]
-        if not bad and not broken:
+        if not bad and not broken and not bad_state:
             return None
         where = f"epoch {self.epoch + 1}"
         parts = []
         if bad:
             parts.append(f"non-finite loss in {where}, batch {first} (in {bad} batch(es) of the epoch)")
-        else:
+        elif broken:
             parts.append(f"non-finite weights after {where}, batch {self.batch_idx}")
         if broken:
             more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
             parts.append(f"first non-finite parameter: {broken[0]}{more}")
-        else:
+        elif bad:
             parts.append("the weights are still finite")
+        if bad_state:
+            names = []
+            if self._state_bad is not None:
+                flags = self._state_bad.tolist()
+                names = [p for p, f in zip(self._state_paths, flags, strict=True) if f]
+            layer = f" ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""
+            parts.append(
+                f"non-finite neuron state{layer} in {where}, batch {first_state} (in {bad_state} batch(es)); "
+                f"a NaN membrane outputs no spikes, so the loss does not show it: look for NaN or inf "
+                f"in the inputs"
+            )
         return "; ".join(parts)
 
     def _stop_nonfinite(self, problem: str) -> None:
@@ -672,8 +721,9 @@ class Trainer:
             or ``None``) and ``history`` (one row per epoch).
 
         Raises:
-            NonFiniteError: a loss or a weight became NaN or infinite. Checked once per epoch
-                (and before any save); nothing non-finite is written over ``last.pt``/``best.pt``.
+            NonFiniteError: a loss, a weight or a neuron's carried state became NaN or
+                infinite. Flagged on the device every batch, read once per epoch (and before any
+                save); nothing non-finite is written over ``last.pt``/``best.pt``.
         """
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -700,6 +750,7 @@ class Trainer:
                     self.epoch += 1
                     self.batch_idx = 0
                     self._sums = self._zero_sums()
+                    self._state_bad = None
                     if self.scheduler is not None:
                         self.scheduler.step()
                     self.history.append(row)
@@ -763,15 +814,34 @@ class Trainer:
                 flush=True,
             )
         if self.out_dir is not None:
-            from spikekit.train.logger import MetricsLogger
-
             if self._logger is None:
-                self._logger = MetricsLogger(self.out_dir)
-                if hasattr(self._logger, "_written"):
-                    # A resumed run's earlier epochs are already in tb/: writing them again would
-                    # give TensorBoard two points per step (the CSV is rewritten whole anyway).
-                    self._logger._written = self._logged
+                # A resumed run's earlier epochs are already in tb/: start_epoch keeps them from
+                # being written twice (the CSV is rewritten whole anyway).
+                self._logger = MetricsLogger(self.out_dir, hparams=self.config, start_epoch=self._logged)
+                watched = self._watch_batch()
+                if watched is not None:
+                    self._logger.watch(self.classifier.model, watched)
             self._logger.log(self.history)
+
+    def _watch_batch(self) -> Tensor | None:
+        """The first evaluation batch (else this process's first training batch), encoded.
+
+        TensorBoard's activity summaries run on it every epoch. Taken with the RNG forked:
+        opening a loader and a stochastic encoder may both draw random numbers, and a resumed
+        run must draw exactly what the uninterrupted one drew.
+        """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            x = self._first_x
+            if self.test_loader is not None:
+                try:
+                    x, _ = next(iter(self.test_loader))
+                except (StopIteration, TypeError, ValueError):
+                    pass
+            if x is None:
+                return None
+            # Sliced after encoding: only the encoded batch is sure to be time-first.
+            return self.classifier.encode(x.to(self.device))[:, : MetricsLogger.activity_samples]
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs, as plain data (loadable with ``weights_only=True``)."""

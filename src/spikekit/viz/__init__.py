@@ -165,6 +165,8 @@ def raster_image(spikes: Tensor, max_neurons: int = 128, min_width: int = 256) -
     """
     s = spikes.detach().float().cpu().reshape(spikes.shape[0], -1)
     idx, _ = most_active(s, max_neurons)
+    if idx.numel() == 0:  # a silent layer: an all-black image of the first neurons, not an empty one
+        idx = torch.arange(min(s.shape[1], max_neurons))
     img = (s[:, idx].T > 0).to(torch.uint8) * 255
     k = max(1, -(-min_width // max(img.shape[1], 1)))
     return img.repeat_interleave(k, dim=1).repeat_interleave(2, dim=0)

@@ -95,6 +95,18 @@ def test_concurrent_run_is_locked_out_and_stale_locks_are_taken_over(tmp_path, c
     assert not (out / ".lock").exists()
 
 
+def test_an_unreadable_lock_is_live_while_fresh_and_stale_when_old(tmp_path) -> None:
+    # A run that has just created the lock (O_EXCL) has not written its JSON yet: not stale.
+    (tmp_path / ".lock").write_text("")
+    with pytest.raises(spk.train.checkpoint.RunLockError, match="just starting"):
+        RunLock(tmp_path).acquire()
+    old = time.time() - 60
+    os.utime(tmp_path / ".lock", (old, old))  # a damaged lock left long ago: taken over
+    lock = RunLock(tmp_path).acquire()
+    assert lock.stale == {}
+    lock.release()
+
+
 def test_a_held_lock_keeps_its_heartbeat(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(RunLock, "HEARTBEAT_S", 0.02)
     lock = RunLock(tmp_path).acquire()

@@ -231,7 +231,13 @@ class RunLock:
     def _live(self, held: dict[str, Any] | None, host: str) -> str | None:
         """Why the lock ``held`` belongs to a live run (``None``: it is stale)."""
         if held is None:
-            return None
+            # Unreadable: half-written by a run taking it this instant (O_EXCL create, then the
+            # JSON), or left damaged long ago. Only the second is stale.
+            try:
+                fresh = time.time() - os.path.getmtime(self.path) < 10.0
+            except OSError:
+                return None
+            return "another run (just starting: its lock is being written)" if fresh else None
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(held.get("started", 0))))
         who = f"another run (pid {held.get('pid')} on {held.get('host')}, started {since})"
         if held.get("host") == host:
@@ -288,7 +294,7 @@ class RunLock:
                 held = json.load(f)
             return held if isinstance(held, dict) else None
         except (OSError, ValueError):
-            return None  # half-written or unreadable: treated as stale
+            return None  # half-written or unreadable (see _live)
 
     def _heartbeat(self, stop: threading.Event) -> None:
         while not stop.wait(self.HEARTBEAT_S):

@@ -535,8 +535,8 @@ class Trainer:
         for i, (x, y) in enumerate(batches, start=self.batch_idx):
             # Pinned host batches (CUDA loaders) copy while the previous step still runs.
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            if self._first_x is None:
-                self._first_x = x.detach()
+            if self._first_x is None and self.test_loader is None:
+                self._first_x = x.detach()  # TensorBoard's activity input when there is no test set
             with spk.keep_state(self.classifier.model):
                 info = self._train_batch(x, y)
                 self._check_state(i)

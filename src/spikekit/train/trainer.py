@@ -289,6 +289,8 @@ class Trainer:
             ``precision="bf16"`` (kept for existing callers).
         tbptt: truncated BPTT window ``k`` (update and detach every ``k`` steps); ``None`` is full BPTT.
         out_dir: where ``metrics.csv``, TensorBoard events and checkpoints go (``None``: nowhere).
+            TensorBoard gets the epoch metrics, the configuration (HParams) and each spiking
+            layer's activity on the first test batch (see :class:`MetricsLogger`).
         progress: show a progress bar (tqdm if installed, else one line per epoch).
         config: plain-data run configuration stored in checkpoints.
         callbacks: objects with optional ``on_batch_end(trainer, info)`` / ``on_epoch_end(trainer, row)``.
